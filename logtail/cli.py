@@ -1,0 +1,12 @@
+"""`logtail` command line (events.md §6). Each command lives in its own module; this file only wires them."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="logtail",
+    help="Ship LibreChat's Winston logs as OpenTelemetry logs and metrics.",
+    no_args_is_help=True,
+    add_completion=False,
+)

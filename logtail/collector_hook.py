@@ -1,0 +1,112 @@
+"""rotel processor hook: writes every received log record and metric point as one JSON line.
+
+rotel loads this file into its embedded interpreter (the system Python, standard library only)
+and calls `process_logs` / `process_metrics` per request. The output path comes from the
+LOGTAIL_COLLECTOR_OUT environment variable of the rotel process.
+"""
+
+import json
+import os
+import threading
+
+_OUT = os.environ.get("LOGTAIL_COLLECTOR_OUT", "received.jsonl")
+_LOCK = threading.Lock()
+
+
+def _value(v):
+    if v is None:
+        return None
+    inner = v.value
+    kind = type(inner).__name__
+    if kind == "ArrayValue":
+        return [_value(inner[i]) for i in range(len(inner))]
+    if kind == "KeyValueList":
+        return {inner[i].key: _value(inner[i].value) for i in range(len(inner))}
+    if isinstance(inner, bytes):
+        return inner.hex()
+    return inner
+
+
+def _attrs(kvs):
+    return {kv.key: _value(kv.value) for kv in kvs}
+
+
+def _write(rows):
+    with _LOCK, open(_OUT, "a", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def process_logs(resource_logs):
+    try:
+        _process_logs(resource_logs)
+    except Exception as exc:  # an exception here would take the whole collector down
+        _write([{"signal": "hook_error", "error": repr(exc)}])
+
+
+def _process_logs(resource_logs):
+    resource = _attrs(resource_logs.resource.attributes) if resource_logs.resource else {}
+    rows = []
+    for sl in resource_logs.scope_logs:
+        scope = sl.scope.name if sl.scope else ""
+        for lr in sl.log_records:
+            rows.append(
+                {
+                    "signal": "log",
+                    "resource": resource,
+                    "scope": scope,
+                    "time_unix_nano": lr.time_unix_nano,
+                    "observed_time_unix_nano": lr.observed_time_unix_nano,
+                    "severity_number": int(lr.severity_number),
+                    "severity_text": lr.severity_text,
+                    "event_name": lr.event_name,
+                    "body": _value(lr.body),
+                    "attributes": _attrs(lr.attributes),
+                }
+            )
+    _write(rows)
+
+
+def _points(metric):
+    data = metric.data
+    kind = type(data).__name__.split("_")[-1].lower()
+    inner = data[0]
+    for dp in inner.data_points:
+        row = {
+            "signal": "metric",
+            "name": metric.name,
+            "unit": metric.unit,
+            "kind": kind,
+            "attributes": _attrs(dp.attributes),
+            "time_unix_nano": dp.time_unix_nano,
+            "start_time_unix_nano": dp.start_time_unix_nano,
+        }
+        if kind == "histogram":
+            row.update(count=dp.count, sum=dp.sum, bucket_counts=list(dp.bucket_counts),
+                       explicit_bounds=list(dp.explicit_bounds))
+        else:
+            value = dp.value
+            row["value"] = value[0] if type(value).__name__.startswith("NumberDataPointValue") else value
+        if kind in ("sum", "histogram"):
+            row["temporality"] = int(getattr(inner, "aggregation_temporality", 0))
+        if kind == "sum":
+            row["is_monotonic"] = bool(inner.is_monotonic)
+        yield row
+
+
+def process_metrics(resource_metrics):
+    try:
+        _process_metrics(resource_metrics)
+    except Exception as exc:  # an exception here would take the whole collector down
+        _write([{"signal": "hook_error", "error": repr(exc)}])
+
+
+def _process_metrics(resource_metrics):
+    resource = _attrs(resource_metrics.resource.attributes) if resource_metrics.resource else {}
+    rows = []
+    for sm in resource_metrics.scope_metrics:
+        for metric in sm.metrics:
+            for row in _points(metric):
+                row["resource"] = resource
+                rows.append(row)
+    _write(rows)

@@ -1,0 +1,226 @@
+"""Split a byte stream into records (events.md §1).
+
+Splitters are incremental: `feed` takes whatever bytes arrived and returns the records that are
+complete; `flush` hands out the one still held (end of an archive, or a live file that stopped
+growing). Offsets are positions in the decompressed stream, so a record keeps the same offsets
+whether it is read from the live file or from its `.gz` successor.
+
+Lossless: joined in order, the `data` of all records is the input, except that whitespace-only
+lines of JSON files ride along with the record after them and a truncated record keeps only its
+first `max_bytes`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+DEFAULT_MAX_RECORD: Final = 1 << 20
+
+# A debug-file record starts with `<ISO-8601 ms UTC> <winston level>` followed by ": " or the line end.
+DEBUG_HEADER: Final = re.compile(
+    rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (?:error|warn|info|http|verbose|debug|activity|silly)(?:: |\r?\n|$)"
+)
+_DIGITS: Final = frozenset(b"0123456789")
+
+
+# (bytes incl. newline, start offset, end offset, 1-based line number, truncated)
+Line = tuple[bytes, int, int, int, bool]
+
+
+@dataclass(slots=True)
+class Record:
+    """One Winston write: its bytes and where it sits in the (decompressed) file."""
+
+    data: bytes
+    start: int
+    end: int
+    line: int
+    truncated: bool = False
+
+
+class Splitter(Protocol):
+    @property
+    def pending(self) -> int:
+        """Bytes held for a record that is not complete yet."""
+        ...
+
+    @property
+    def position(self) -> int:
+        """Offset of the first byte not yet handed out in a record."""
+        ...
+
+    def feed(self, chunk: bytes) -> list[Record]: ...
+
+    def flush(self) -> list[Record]: ...
+
+
+class _Lines:
+    """Cuts bytes into complete lines, capping each at `max_bytes` and remembering offsets."""
+
+    __slots__ = ("_cut", "_held", "_held_len", "_kept", "_max", "next_line", "offset")
+
+    def __init__(self, max_bytes: int, offset: int = 0, line: int = 1) -> None:
+        self._max = max_bytes
+        self._held: list[bytes] = []  # kept pieces of the unfinished line
+        self._kept = 0  # bytes in _held
+        self._held_len = 0  # real length of the unfinished line
+        self._cut = False
+        self.offset = offset  # stream offset of the unfinished line
+        self.next_line = line  # its line number
+
+    @property
+    def held(self) -> int:
+        return self._held_len
+
+    def feed(self, chunk: bytes) -> list[Line]:
+        """Complete lines as (bytes incl. newline, start, end, line number, truncated)."""
+        out: list[Line] = []
+        if not chunk:
+            return out
+        parts = chunk.split(b"\n")
+        tail = parts.pop()
+        for i, part in enumerate(parts):
+            if i == 0 and self._held_len:
+                self._hold(part)
+                self._held_len += 1
+                item = self._take_held(newline=True)
+            else:
+                truncated = len(part) > self._max
+                data = part[: self._max] if truncated else part + b"\n"
+                item = (data, self.offset, self.offset + len(part) + 1, self.next_line, truncated)
+            out.append(item)
+            self.offset = item[2]
+            self.next_line += 1
+        if tail:
+            self._hold(tail)
+        return out
+
+    def take_unfinished(self) -> Line | None:
+        if not self._held_len:
+            return None
+        item = self._take_held(newline=False)
+        self.offset = item[2]
+        return item
+
+    def _take_held(self, newline: bool) -> Line:
+        data = b"".join(self._held)
+        if newline and not self._cut:
+            data += b"\n"
+        item = (data, self.offset, self.offset + self._held_len, self.next_line, self._cut)
+        self._held, self._kept, self._held_len, self._cut = [], 0, 0, False
+        return item
+
+    def _hold(self, piece: bytes) -> None:
+        self._held_len += len(piece)
+        room = self._max - self._kept
+        if len(piece) > room:
+            self._cut = True
+            piece = piece[:room]
+        if piece:
+            self._held.append(piece)
+            self._kept += len(piece)
+
+
+class JsonLineSplitter:
+    """error, meiliSync and login-logs files: one JSON object per line."""
+
+    __slots__ = ("_lead", "_lines")
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_RECORD, offset: int = 0, line: int = 1) -> None:
+        self._lines = _Lines(max_bytes, offset, line)
+        self._lead: list[Line] = []  # whitespace-only lines held
+
+    @property
+    def pending(self) -> int:
+        return self._lines.held + sum(item[2] - item[1] for item in self._lead)
+
+    @property
+    def position(self) -> int:
+        return self._lead[0][1] if self._lead else self._lines.offset
+
+    def feed(self, chunk: bytes) -> list[Record]:
+        return self._records(self._lines.feed(chunk))
+
+    def flush(self) -> list[Record]:
+        last = self._lines.take_unfinished()
+        records = self._records([last] if last else [])
+        # Trailing whitespace-only lines are not records; they stay before `position`.
+        return records
+
+    def _records(self, lines: list[Line]) -> list[Record]:
+        out: list[Record] = []
+        for item in lines:
+            data, start, end, line, truncated = item
+            if not truncated and not data.strip():
+                self._lead.append(item)
+                continue
+            if self._lead:
+                start = self._lead[0][1]
+                data = b"".join(lead[0] for lead in self._lead) + data
+                self._lead.clear()
+            out.append(Record(data, start, end, line, truncated))
+        return out
+
+
+class DebugSplitter:
+    """debug files: a header line plus every following line up to the next header."""
+
+    __slots__ = ("_cur", "_cur_len", "_cur_line", "_cur_start", "_cut", "_lines", "_max")
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_RECORD, offset: int = 0, line: int = 1) -> None:
+        self._max = max_bytes
+        self._lines = _Lines(max_bytes, offset, line)
+        self._cur: list[bytes] = []
+        self._cur_len = 0  # bytes kept in _cur
+        self._cur_start = offset
+        self._cur_line = line
+        self._cut = False
+
+    @property
+    def pending(self) -> int:
+        return self._lines.offset - self._cur_start + self._lines.held
+
+    @property
+    def position(self) -> int:
+        return self._cur_start
+
+    def feed(self, chunk: bytes) -> list[Record]:
+        out: list[Record] = []
+        for item in self._lines.feed(chunk):
+            self._take(item, out)
+        return out
+
+    def flush(self) -> list[Record]:
+        out: list[Record] = []
+        last = self._lines.take_unfinished()
+        if last:
+            self._take(last, out)
+        self._emit(self._lines.offset, out)
+        return out
+
+    def _take(self, item: Line, out: list[Record]) -> None:
+        data, start, _end, line, truncated = item
+        if data and data[0] in _DIGITS and DEBUG_HEADER.match(data):
+            self._emit(start, out)
+            self._cur_line = line
+        if self._cur_len + len(data) > self._max:
+            data = data[: max(self._max - self._cur_len, 0)]
+            truncated = True
+        self._cut = self._cut or truncated
+        if data:
+            self._cur.append(data)
+            self._cur_len += len(data)
+
+    def _emit(self, upto: int, out: list[Record]) -> None:
+        if upto > self._cur_start:
+            out.append(Record(b"".join(self._cur), self._cur_start, upto, self._cur_line, self._cut))
+        self._cur, self._cur_len, self._cut = [], 0, False
+        self._cur_start = upto
+
+
+def splitter_for(family: str, max_bytes: int = DEFAULT_MAX_RECORD, offset: int = 0, line: int = 1) -> Splitter:
+    if family == "debug":
+        return DebugSplitter(max_bytes, offset, line)
+    return JsonLineSplitter(max_bytes, offset, line)
