@@ -8,12 +8,14 @@ LOGTAIL_COLLECTOR_OUT environment variable of the rotel process.
 import json
 import os
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 _OUT = os.environ.get("LOGTAIL_COLLECTOR_OUT", "received.jsonl")
 _LOCK = threading.Lock()
 
 
-def _value(v):
+def _value(v: Any) -> Any:
     if v is None:
         return None
     inner = v.value
@@ -27,26 +29,26 @@ def _value(v):
     return inner
 
 
-def _attrs(kvs):
+def _attrs(kvs: Any) -> dict[str, Any]:
     return {kv.key: _value(kv.value) for kv in kvs}
 
 
-def _write(rows):
+def _write(rows: list[dict[str, Any]]) -> None:
     with _LOCK, open(_OUT, "a", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def process_logs(resource_logs):
+def process_logs(resource_logs: Any) -> None:
     try:
         _process_logs(resource_logs)
     except Exception as exc:  # an exception here would take the whole collector down
         _write([{"signal": "hook_error", "error": repr(exc)}])
 
 
-def _process_logs(resource_logs):
+def _process_logs(resource_logs: Any) -> None:
     resource = _attrs(resource_logs.resource.attributes) if resource_logs.resource else {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for sl in resource_logs.scope_logs:
         scope = sl.scope.name if sl.scope else ""
         for lr in sl.log_records:
@@ -67,12 +69,12 @@ def _process_logs(resource_logs):
     _write(rows)
 
 
-def _points(metric):
+def _points(metric: Any) -> Iterator[dict[str, Any]]:
     data = metric.data
     kind = type(data).__name__.split("_")[-1].lower()
     inner = data[0]
     for dp in inner.data_points:
-        row = {
+        row: dict[str, Any] = {
             "signal": "metric",
             "name": metric.name,
             "unit": metric.unit,
@@ -82,8 +84,12 @@ def _points(metric):
             "start_time_unix_nano": dp.start_time_unix_nano,
         }
         if kind == "histogram":
-            row.update(count=dp.count, sum=dp.sum, bucket_counts=list(dp.bucket_counts),
-                       explicit_bounds=list(dp.explicit_bounds))
+            row.update(
+                count=dp.count,
+                sum=dp.sum,
+                bucket_counts=list(dp.bucket_counts),
+                explicit_bounds=list(dp.explicit_bounds),
+            )
         else:
             value = dp.value
             row["value"] = value[0] if type(value).__name__.startswith("NumberDataPointValue") else value
@@ -94,16 +100,16 @@ def _points(metric):
         yield row
 
 
-def process_metrics(resource_metrics):
+def process_metrics(resource_metrics: Any) -> None:
     try:
         _process_metrics(resource_metrics)
     except Exception as exc:  # an exception here would take the whole collector down
         _write([{"signal": "hook_error", "error": repr(exc)}])
 
 
-def _process_metrics(resource_metrics):
+def _process_metrics(resource_metrics: Any) -> None:
     resource = _attrs(resource_metrics.resource.attributes) if resource_metrics.resource else {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for sm in resource_metrics.scope_metrics:
         for metric in sm.metrics:
             for row in _points(metric):

@@ -1,4 +1,4 @@
-"""The typed event every record becomes (events.md §1–§3).
+"""The typed event every record becomes (events.md §1 to §3).
 
 A plain slotted dataclass rather than a pydantic model: millions of these are built during a replay,
 and every field is filled by our own parsers, so validation would only cost time.

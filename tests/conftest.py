@@ -1,0 +1,25 @@
+"""Shared fixtures: a real OTLP collector on free loopback ports and the bundled sample corpora."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from logtail.devcollector import DevCollector
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "fixtures" / "librechat"
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[DevCollector]:
+    """A fresh rotel collector per test; `collector.logs()` / `.metrics()` show what arrived."""
+    with DevCollector(workdir=tmp_path / "collector") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    return SAMPLES
