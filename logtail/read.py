@@ -1,0 +1,49 @@
+"""Stream the events of one log file: decompress, split into records, parse. Constant memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Final
+
+from logtail.files import LogFile, file_identity, open_decompressed
+from parsers import FileContext, parse_record
+from parsers.event import Event
+from parsers.records import DEFAULT_MAX_RECORD, splitter_for
+
+CHUNK: Final = 1 << 20
+
+
+def context_for(log_file: LogFile, first_bytes: bytes) -> FileContext:
+    """The parser's view of `log_file`, given the first bytes of its decompressed content."""
+    return FileContext(
+        family=log_file.family,
+        path=str(log_file.path),
+        name=log_file.path.name,
+        identity=file_identity(log_file.path.name, first_bytes),
+        file_date_ns=log_file.date_ns,
+    )
+
+
+def read_events(log_file: LogFile, *, max_record: int = DEFAULT_MAX_RECORD, start: int = 0) -> Iterator[Event]:
+    """Every record of `log_file` from byte `start` of the decompressed stream, as events, in file order.
+
+    `start` should be a record boundary (an event's `end`); line numbers stay those of the whole file.
+    """
+    with open_decompressed(log_file.path) as stream:
+        chunk = stream.read(CHUNK)
+        ctx = context_for(log_file, chunk)
+        base, line = 0, 1  # stream offset of chunk[0], line number at that offset
+        while chunk and start >= base + len(chunk):
+            line += chunk.count(b"\n")
+            base += len(chunk)
+            chunk = stream.read(CHUNK)
+        cut = max(start - base, 0)
+        line += chunk.count(b"\n", 0, cut)
+        chunk = chunk[cut:]
+        splitter = splitter_for(log_file.family, max_record, offset=max(start, base), line=line)
+        while chunk:
+            for record in splitter.feed(chunk):
+                yield parse_record(record, ctx)
+            chunk = stream.read(CHUNK)
+        for record in splitter.flush():
+            yield parse_record(record, ctx)
