@@ -1,0 +1,84 @@
+"""`logtail parse PATH...`: every record as one JSON line on stdout (events.md §6).
+
+Runs the same pipeline as shipping (correlation, redaction, e-mail policy), so what it prints is
+what would leave the host. An unreadable path is reported on stderr and the others are still
+parsed; the exit status is then 2.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Annotated, Final
+
+import orjson
+import typer
+
+from logtail.files import BadPath, LogFile, discover
+from logtail.pipeline import Pipeline, PrivacySettings
+from logtail.read import read_events
+from parsers.event import Event
+
+EXIT_BAD_PATH: Final = 2
+BATCH: Final = 2048
+
+
+class EmailChoice(enum.StrEnum):
+    keep = "keep"
+    mask = "mask"
+    hash = "hash"
+    drop = "drop"
+
+
+def _batches(events: Iterable[Event]) -> Iterator[list[Event]]:
+    batch: list[Event] = []
+    for event in events:
+        batch.append(event)
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def write_events(files: list[LogFile], pipeline: Pipeline, out: IO[bytes], err: IO[str]) -> bool:
+    """Parse, process and print `files` in order; False if one of them could not be read to the end."""
+    dumps = orjson.dumps
+    ok = True
+    for log_file in files:
+        try:
+            for batch in _batches(read_events(log_file)):
+                pipeline.process(batch)
+                out.write(b"\n".join([dumps(event.to_json_dict()) for event in batch]) + b"\n")
+        except BrokenPipeError:
+            raise
+        except (OSError, EOFError) as exc:  # unreadable, or a damaged .gz: report it, keep what was read
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+            err.write(f"logtail parse: {log_file.path}: {reason}\n")
+            ok = False
+    return ok
+
+
+def parse_command(
+    paths: Annotated[list[Path], typer.Argument(help="log files, directories or .gz archives", show_default=False)],
+    email_policy: Annotated[
+        EmailChoice, typer.Option("--email-policy", help="what to do with e-mail addresses")
+    ] = EmailChoice.mask,
+) -> None:
+    """Print every record as a JSON line: time, severity, event name, body, attributes, file, line."""
+    errors: list[BadPath] = []
+    files = discover(paths, errors=errors)
+    for error in errors:
+        sys.stderr.write(f"logtail parse: {error}\n")
+    pipeline = Pipeline(PrivacySettings(email=email_policy.value), error_family=any(f.family == "error" for f in files))
+    try:
+        ok = write_events(files, pipeline, sys.stdout.buffer, sys.stderr)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
+    if errors or not ok:
+        raise typer.Exit(EXIT_BAD_PATH)

@@ -1,0 +1,111 @@
+"""Replace secrets with `[REDACTED]` in the body and every attribute (events.md §5).
+
+LibreChat redacts only some levels of some releases, and its own regexes break JSON lines, so
+logtail redacts everything itself, on the decoded text: one combined regex per string, plus
+metadata keys that name a secret (`librechat.meta.password`, `…headers.Authorization`).
+Token *counts* (`promptTokens`, `tokenCost`, `tokenType`) are not secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Final
+
+from parsers.event import Event
+
+REDACTED: Final = "[REDACTED]"
+META: Final = "librechat.meta."
+
+# Key names (lower-cased, last path segment) whose values are secrets: exact, or a suffix of a camelCase name.
+_SECRET_SUFFIXES: Final = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
+    "authorization",
+    "cookie",
+    "credential",
+    "credentials",
+    "privatekey",
+    "private_key",
+    "accesskey",
+    "access_key",
+    "sessionid",
+    "session_id",
+    "signature",
+)
+_SECRET_KEY_WORDS: Final = (
+    r"[\w-]*(?:password|passwd|secret|token|api[-_]?key|authorization|cookie|credentials?|signature)"
+)
+
+_PATTERNS: Final = (
+    # `Authorization: …`, `Cookie: …` headers (HTTP, JSON and debug-block forms); the value runs to a quote or line end.
+    r"""(?P<hdr>\b(?:proxy-)?authorization|\b(?:set-)?cookie|\bx-api-key)(?P<hdrsep>["']?\s*:\s*["']?)[^"'\r\n]+""",
+    # `password: "x"`, `"apiKey":"x"`, `client_secret=x`: a key naming a secret, then its value.
+    r"""(?P<kv>\b""" + _SECRET_KEY_WORDS + r""")(?P<kvsep>["']?\s*[:=]\s*["']?)(?!\[REDACTED\])[^\s"'&,;}\]]+""",
+    # `?key=…` / `&key=…` query parameters.
+    r"(?P<qk>(?<![\w-])key=)[^\s&\"'#]+",
+    r"(?P<bearer>\bBearer\s+)(?!\[REDACTED\])[^\s\"',;]+",
+    r"\bsk-(?:ant-)?[A-Za-z0-9_*-]{8,}",
+    r"\bAIza[0-9A-Za-z_-]{20,}",
+    r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+    # scheme://user:password@host
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s:@\"']+:[^/\s@\"']+@",
+)
+
+
+def _secret_key(key: str) -> bool:
+    segment = key.rsplit(".", 1)[-1].lower()
+    return segment.endswith(_SECRET_SUFFIXES)
+
+
+def _replace(match: re.Match[str]) -> str:
+    """Keep the label (`Bearer `, `password: `, `https://`) and replace only the secret."""
+    group = match.lastgroup
+    if group == "hdrsep":
+        return match.group("hdr") + match.group(group) + REDACTED
+    if group == "kvsep":
+        return match.group("kv") + match.group(group) + REDACTED
+    if group in ("qk", "bearer"):
+        return match.group(group) + REDACTED
+    if group == "scheme":
+        return match.group(group) + REDACTED + "@"
+    return REDACTED
+
+
+class Redactor:
+    """Callable processor: redacts one event in place and returns it."""
+
+    __slots__ = ("_extra", "_pattern")
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        self._pattern = re.compile("|".join(_PATTERNS), re.IGNORECASE)
+        extras = list(extra)
+        self._extra = re.compile("|".join(f"(?:{p})" for p in extras)) if extras else None
+
+    def text(self, value: str) -> str:
+        """`value` with every secret replaced."""
+        value = self._pattern.sub(_replace, value)
+        if self._extra is not None:
+            value = self._extra.sub(REDACTED, value)
+        return value
+
+    def __call__(self, event: Event) -> Event:
+        text = self.text
+        event.body = text(event.body)
+        attrs = event.attributes
+        for key, value in attrs.items():
+            if isinstance(value, str):
+                if key.startswith(META) and _secret_key(key):
+                    attrs[key] = REDACTED
+                else:
+                    attrs[key] = text(value)
+            elif isinstance(value, list) and value and isinstance(value[0], str):
+                attrs[key] = [text(item) if isinstance(item, str) else item for item in value]
+            elif key.startswith(META) and _secret_key(key):
+                attrs[key] = REDACTED
+        return event
