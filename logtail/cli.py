@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from logtail.parse_cmd import parse_command
+
 app = typer.Typer(
     name="logtail",
     help="Ship LibreChat's Winston logs as OpenTelemetry logs and metrics.",
     no_args_is_help=True,
     add_completion=False,
 )
+
+app.command("parse")(parse_command)

@@ -54,7 +54,8 @@ def test_debug_block_syntax_becomes_real_values() -> None:
 
 def test_structured_token_usage_maps_cache_tokens() -> None:
     event = parse(
-        "2025-11-24T23:25:48.797Z debug: [spendStructuredTokens] conversationId: 76c3 | Context: memory | Token usage:\n"
+        "2025-11-24T23:25:48.797Z debug: [spendStructuredTokens] conversationId: 76c3 | Context: memory "
+        "| Token usage:\n"
         "{\n    promptTokens.input: 1297,\n    promptTokens.write: 6065,\n    promptTokens.read: 12,\n"
         '  completionTokens: 2234,\n  userId: "u1",\n  requestId: "r1",\n}\n'
     )
