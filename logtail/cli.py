@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from logtail.check import check_command
 from logtail.parse_cmd import parse_command
 
 app = typer.Typer(
@@ -13,4 +14,5 @@ app = typer.Typer(
     add_completion=False,
 )
 
+app.command("check")(check_command)
 app.command("parse")(parse_command)
