@@ -80,6 +80,9 @@ def exception_parts(raw: Raw) -> tuple[str | None, str, str | None]:
             if head.group(2) is not None:
                 message = head.group(2)
         return etype, message, stack
+    frames = message.find("\n    at ")
+    if frames > 0:  # v0.7 redaction can swallow `","stack":"` and leave the frames in the message
+        return etype, message[:frames], message
     return etype, message, None
 
 

@@ -13,7 +13,10 @@ USAGE: Final = "librechat.token.usage"
 TRANSACTION: Final = "librechat.token.transaction"
 NO_TRANSACTION: Final = "librechat.token.no_transaction"
 
-_USAGE: Final = re.compile(r"conversationId: (\S*)(?: \| Context: (.*?))? \| Token usage:")
+# The header may be cut at 150 characters (`... [truncated]`), taking `| Token usage:` with it.
+_USAGE: Final = re.compile(
+    r"conversationId: ([^\s|]*)(?: \| Context: (.*?))?(?: \| Token usage:.*|\.\.\. \[truncated\])?$", re.S
+)
 
 
 def usage(raw: Raw, attrs: Attributes) -> str:

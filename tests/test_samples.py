@@ -1,0 +1,258 @@
+"""Both sample corpora through `logtail parse`, checked against their ground truth (expected.jsonl)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "fixtures" / "librechat"
+CORPORA = ("v0.7", "v0.8")
+# Records per file family, from fixtures/librechat/README.md.
+RECORDS = {
+    "v0.8": {"debug": 1673, "error": 346, "meili": 202},
+    "v0.7": {"debug": 758, "error": 159, "meili": 68, "login": 52},
+}
+
+# events.md §2: call_site -> event name.
+_EXACT = {
+    "spendTokens.usage": "librechat.token.usage",
+    "spendStructuredTokens.usage": "librechat.token.usage",
+    "spendTokens.record": "librechat.token.transaction",
+    "spendStructuredTokens.record": "librechat.token.transaction",
+    "spendTokens.none": "librechat.token.no_transaction",
+    "Balance.check": "librechat.balance.check",
+    "Balance.check.token_cost": "librechat.balance.check",
+    "Balance.check.no_record": "librechat.balance.check",
+    "Balance.autoRefill": "librechat.balance.refill",
+    "Balance.autoRefill.failed": "librechat.balance.error",
+    "updateBalance.attempt_error": "librechat.balance.error",
+    "updateBalance.failed": "librechat.balance.error",
+    "balance.middleware.error": "librechat.balance.error",
+    "transactions.query.error": "librechat.balance.error",
+    "transactions.unsupported": "librechat.balance.error",
+    "ban": "librechat.ban",
+    "twofa.error": "librechat.auth.2fa",
+    "abortMessage": "librechat.request.aborted",
+    "abortMessage.handle_error": "librechat.error",
+    "checkBan.error": "librechat.error",
+    "indexSync.error": "librechat.search.error",
+    "meili.sync.error": "librechat.search.error",
+    "meili.sync.batch_error": "librechat.search.error",
+    "meili.findOneAndUpdate.not_found": "librechat.search.error",
+    "server.listening": "librechat.server.lifecycle",
+    "server.mongo_connected": "librechat.server.lifecycle",
+}
+_PREFIXES = (
+    ("violation.", "librechat.violation"),
+    ("login.", "librechat.auth.login"),
+    ("register.", "librechat.auth.register"),
+    ("passwordReset.", "librechat.auth.password_reset"),
+    ("error.middleware.", "librechat.error"),
+    ("uncaughtException", "librechat.error"),
+    ("stream.", "librechat.error"),
+    ("provider.", "librechat.error"),
+    ("indexSync.", "librechat.search.sync"),
+)
+
+
+def expected_event(call_site: str) -> str:
+    if call_site in _EXACT:
+        return _EXACT[call_site]
+    if call_site.startswith("meili."):
+        return "librechat.search.error" if call_site.endswith(".error") else "librechat.search.sync"
+    for prefix, event in _PREFIXES:
+        if call_site.startswith(prefix):
+            return event
+    return "librechat.log"
+
+
+LOGTAIL = str(Path(sys.executable).with_name("logtail"))
+
+
+def run_parse(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """The installed `logtail` console script, as users run it."""
+    return subprocess.run([LOGTAIL, "parse", *args], capture_output=True, check=False)
+
+
+def parse_corpus(corpus: str, *extra: str) -> list[dict[str, Any]]:
+    done = run_parse(str(SAMPLES / corpus), *extra)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stderr == b""
+    return [orjson.loads(line) for line in done.stdout.splitlines()]
+
+
+@pytest.fixture(scope="module", params=CORPORA)
+def corpus(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    name: str = request.param
+    return name, parse_corpus(name, "--email-policy", "keep")
+
+
+def calls(corpus: str) -> Iterator[dict[str, Any]]:
+    with (SAMPLES / corpus / "expected.jsonl").open("rb") as lines:
+        for line in lines:
+            yield orjson.loads(line)
+
+
+def by_position(corpus: str, events: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    base = SAMPLES / corpus
+    return {(Path(e["file"]).relative_to(base).as_posix(), e["line"]): e for e in events}
+
+
+def test_every_record_is_one_event_of_the_expected_kind(corpus: tuple[str, list[dict[str, Any]]]) -> None:
+    name, events = corpus
+    families = Counter(e["attributes"]["logtail.file.family"] for e in events)
+    assert families == RECORDS[name]
+    index = by_position(name, events)
+    assert len(index) == len(events), "two events claim the same file and line"
+    wrong = []
+    for call in calls(name):
+        for place in call["files"]:
+            event = index.pop((place["file"], place["line"]))
+            want = expected_event(call["call_site"])
+            if event["event_name"] != want:
+                wrong.append((call["call_site"], place["file"], place["line"], event["event_name"]))
+    assert wrong == []
+    assert index == {}, "events that no logger call produced"
+    names = Counter(e["event_name"] for e in events)
+    assert names["librechat.unparsed"] == 0 and names["librechat.log"] == 0
+
+
+def test_times_are_the_logged_ones_or_inferred_before_them(corpus: tuple[str, list[dict[str, Any]]]) -> None:
+    name, events = corpus
+    index = by_position(name, events)
+    for call in calls(name):
+        for place in call["files"]:
+            event = index[(place["file"], place["line"])]
+            if event["attributes"].get("logtail.time_inferred"):
+                assert event["time"] <= call["timestamp"]
+            else:
+                assert event["time"] == call["timestamp"]
+    inferred = Counter(
+        e["attributes"]["logtail.file.family"] for e in events if e["attributes"].get("logtail.time_inferred")
+    )
+    # v0.7 error lines and every meiliSync line carry no timestamp.
+    assert inferred == ({"error": 159, "meili": 68} if name == "v0.7" else {"meili": 202})
+
+
+def test_key_attributes_match_the_logged_values(corpus: tuple[str, list[dict[str, Any]]]) -> None:
+    name, events = corpus
+    index = by_position(name, events)
+    checked: Counter[str] = Counter()
+    for call in calls(name):
+        site, meta = call["call_site"], call["meta"]
+        for place in call["files"]:
+            event = index[(place["file"], place["line"])]
+            attrs = event["attributes"]
+            family = attrs["logtail.file.family"]
+            assert event["severity_text"] == call["level"]
+            if family == "debug" and call["level"] == "error":
+                assert attrs["logtail.twin"] is True
+            if site.endswith(".usage"):
+                usage = meta[0]
+                prompt = usage["promptTokens"]
+                if isinstance(prompt, dict):
+                    assert attrs["gen_ai.usage.input_tokens"] == prompt["input"]
+                    assert attrs["gen_ai.usage.cache_creation.input_tokens"] == prompt["write"]
+                    assert attrs["gen_ai.usage.cache_read.input_tokens"] == prompt["read"]
+                else:
+                    assert attrs["gen_ai.usage.input_tokens"] == prompt
+                assert attrs["gen_ai.usage.output_tokens"] == usage["completionTokens"]
+                assert attrs["gen_ai.conversation.id"] in call["message"]
+                checked["usage"] += 1
+            elif site.endswith(".record"):
+                assert attrs["user.id"] == meta[0]["user"]
+                assert attrs["librechat.balance"] == pytest.approx(meta[0]["balance"])
+                checked["transaction"] += 1
+            elif site == "Balance.check" and "model" in meta[0]:
+                assert attrs["gen_ai.request.model"] == meta[0]["model"]
+                assert attrs["librechat.endpoint"] == meta[0]["endpoint"]
+                assert attrs["gen_ai.provider.name"]
+                checked["check"] += 1
+            elif site == "ban":
+                assert attrs["user.id"] == call["user"]
+                assert attrs["librechat.ban.duration_minutes"] == call["duration_minutes"]
+                assert attrs.get("client.address") == call.get("ip")
+                checked["ban"] += 1
+            elif site in ("login.success", "login.failure"):
+                assert attrs["librechat.auth.outcome"] == ("success" if site == "login.success" else "failure")
+                assert attrs["user.email"] == call["user_email"]
+                assert attrs["client.address"] == re.findall(r"\[Request-IP: ([^\]]*)\]", call["message"])[-1]
+                checked["login"] += 1
+            elif site.startswith("violation."):
+                assert attrs["librechat.violation.type"] == call["violation_type"]
+                if "user.id" in attrs:
+                    assert attrs["user.id"] == call["user"]
+                checked["violation"] += 1
+            errors = [m["__error"] for m in meta if isinstance(m, dict) and "__error" in m]
+            # v0.7's redaction can swallow `","name":…,"stack":"` and merge the stack into the message.
+            merged = "\n    at " in event["body"]
+            if errors and family != "debug" and "name" in errors[0] and not merged:
+                assert attrs["exception.type"] == errors[0]["name"], (site, place)
+                checked["exception"] += 1
+    assert min(checked.values()) > 0 and len(checked) == 7, checked
+
+
+def test_token_usage_is_joined_to_its_model(corpus: tuple[str, list[dict[str, Any]]]) -> None:
+    _, events = corpus
+    usage = [e for e in events if e["event_name"] == "librechat.token.usage"]
+    joined = [e for e in usage if "gen_ai.request.model" in e["attributes"]]
+    assert len(joined) >= 0.85 * len(usage)
+    for event in joined:
+        assert event["attributes"]["gen_ai.provider.name"]
+
+
+# Shapes of the secrets planted in the samples (events.md §5), found independently of logtail's redactor.
+_SECRET_SHAPES = re.compile(
+    r"sk-(?:ant-)?[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{20,}|eyJ[\w-]+\.[\w-]+\.[\w-]+|"
+    r"(?:Bearer |api-key: |key=)([A-Za-z0-9_.-]{12,})|://[^/\s:@\"]+:([^/\s@\"]+)@|\"password\":\"([^\"]+)\""
+)
+
+
+def _secrets_in(text: str) -> set[str]:
+    found = set()
+    for match in _SECRET_SHAPES.finditer(text):
+        secret = next((group for group in match.groups() if group), match.group(0))
+        if "REDACTED" not in secret:
+            found.add(secret)
+    return found
+
+
+@pytest.mark.parametrize("name", CORPORA)
+def test_no_secret_from_the_samples_is_printed(name: str) -> None:
+    raw = b"".join(run_parse_input(name)).decode("utf-8", "replace")
+    planted = _secrets_in(raw) | _secrets_in((SAMPLES / name / "expected.jsonl").read_text())
+    assert _secrets_in(raw), "the samples should carry raw secrets for this test to mean anything"
+    done = run_parse(str(SAMPLES / name))
+    output = done.stdout.decode()
+    assert done.returncode == 0
+    leaked = sorted(secret for secret in planted if secret in output)
+    assert leaked == []
+    assert "[REDACTED]" in output
+
+
+def run_parse_input(name: str) -> Iterator[bytes]:
+    """The decompressed bytes of every file of a corpus."""
+    from logtail.files import discover, open_decompressed
+
+    for log_file in discover([SAMPLES / name]):
+        with open_decompressed(log_file.path) as stream:
+            yield stream.read()
+
+
+def test_default_email_policy_masks_addresses() -> None:
+    events = parse_corpus("v0.7")
+    logins = [e for e in events if e["event_name"] == "librechat.auth.login" and "user.email" in e["attributes"]]
+    assert logins
+    for event in logins:
+        email = str(event["attributes"]["user.email"])
+        assert "***@" in email
+        assert "unknown114@mailinator.example" not in event["body"]
