@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CODE := $(wildcard logtail parsers tests bench)
 
 .PHONY: demo test lint bench clean
 
@@ -16,8 +17,8 @@ demo: $(STAMP)
 	$(BIN)/python -m logtail.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check logtail parsers tests bench
-	$(BIN)/ruff format --check logtail parsers tests bench
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy
 
 test: lint

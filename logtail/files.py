@@ -11,12 +11,13 @@ import calendar
 import datetime as dt
 import gzip
 import hashlib
+import io
 import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final, cast
+from typing import Final
 
 _DAILY: Final = re.compile(r"^(error|debug|meiliSync)-(\d{4}-\d\d-\d\d)\.log(?:\.(\d+))?(\.gz)?$")
 _LOGIN: Final = re.compile(r"^login-logs\.log(?:\.(\d+))?(\.gz)?$")
@@ -150,10 +151,11 @@ def _dedupe(files: list[LogFile]) -> list[LogFile]:
     return [f for f in files if not (f.gz and f.path.with_name(f.path.name[:-3]) in plain)]
 
 
-def open_decompressed(path: str | os.PathLike[str]) -> IO[bytes]:
-    """The file's bytes, gunzipped when the name ends with `.gz`."""
+def open_decompressed(path: str | os.PathLike[str]) -> io.BufferedIOBase:
+    """The file's bytes, gunzipped when the name ends with `.gz`. `read1` gives what is there without waiting
+    for a full chunk, so the records before a damaged part of an archive are still read."""
     if os.fspath(path).endswith(".gz"):
-        return cast(IO[bytes], gzip.open(path, "rb"))
+        return gzip.GzipFile(path, "rb")
     return open(path, "rb")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 import os
 import sys
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Annotated, Final
 
@@ -33,33 +32,32 @@ class EmailChoice(enum.StrEnum):
     drop = "drop"
 
 
-def _batches(events: Iterable[Event]) -> Iterator[list[Event]]:
-    batch: list[Event] = []
-    for event in events:
-        batch.append(event)
-        if len(batch) >= BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def write_events(files: list[LogFile], pipeline: Pipeline, out: IO[bytes], err: IO[str]) -> bool:
     """Parse, process and print `files` in order; False if one of them could not be read to the end."""
-    dumps = orjson.dumps
     ok = True
     for log_file in files:
+        batch: list[Event] = []
         try:
-            for batch in _batches(read_events(log_file)):
-                pipeline.process(batch)
-                out.write(b"\n".join([dumps(event.to_json_dict()) for event in batch]) + b"\n")
-        except BrokenPipeError:
-            raise
+            for event in read_events(log_file):
+                batch.append(event)
+                if len(batch) >= BATCH:
+                    _write(batch, pipeline, out)
+                    batch = []
         except (OSError, EOFError) as exc:  # unreadable, or a damaged .gz: report it, keep what was read
+            if isinstance(exc, BrokenPipeError):
+                raise
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
             err.write(f"logtail parse: {log_file.path}: {reason}\n")
             ok = False
+        _write(batch, pipeline, out)
     return ok
+
+
+def _write(batch: list[Event], pipeline: Pipeline, out: IO[bytes]) -> None:
+    if batch:
+        dumps = orjson.dumps
+        pipeline.process(batch)
+        out.write(b"\n".join([dumps(event.to_json_dict()) for event in batch]) + b"\n")
 
 
 def parse_command(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final
 
-from logtail.files import LogFile, file_identity, open_decompressed
+from logtail.files import IDENTITY_LINE_CAP, LogFile, file_identity, open_decompressed
 from parsers import FileContext, parse_record
 from parsers.event import Event
 from parsers.records import DEFAULT_MAX_RECORD, splitter_for
@@ -30,13 +30,18 @@ def read_events(log_file: LogFile, *, max_record: int = DEFAULT_MAX_RECORD, star
     `start` should be a record boundary (an event's `end`); line numbers stay those of the whole file.
     """
     with open_decompressed(log_file.path) as stream:
-        chunk = stream.read(CHUNK)
+        chunk = stream.read1(CHUNK)
+        while chunk and b"\n" not in chunk and len(chunk) < IDENTITY_LINE_CAP:  # the identity needs the first line
+            more = stream.read1(CHUNK)
+            if not more:
+                break
+            chunk += more
         ctx = context_for(log_file, chunk)
         base, line = 0, 1  # stream offset of chunk[0], line number at that offset
         while chunk and start >= base + len(chunk):
             line += chunk.count(b"\n")
             base += len(chunk)
-            chunk = stream.read(CHUNK)
+            chunk = stream.read1(CHUNK)
         cut = max(start - base, 0)
         line += chunk.count(b"\n", 0, cut)
         chunk = chunk[cut:]
@@ -44,6 +49,6 @@ def read_events(log_file: LogFile, *, max_record: int = DEFAULT_MAX_RECORD, star
         while chunk:
             for record in splitter.feed(chunk):
                 yield parse_record(record, ctx)
-            chunk = stream.read(CHUNK)
+            chunk = stream.read1(CHUNK)
         for record in splitter.flush():
             yield parse_record(record, ctx)

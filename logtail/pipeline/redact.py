@@ -44,9 +44,11 @@ _SECRET_KEY_WORDS: Final = (
 
 _PATTERNS: Final = (
     # `Authorization: …`, `Cookie: …` headers (HTTP, JSON and debug-block forms); the value runs to a quote or line end.
-    r"""(?P<hdr>\b(?:proxy-)?authorization|\b(?:set-)?cookie|\bx-api-key)(?P<hdrsep>["']?\s*:\s*["']?)[^"'\r\n]+""",
-    # `password: "x"`, `"apiKey":"x"`, `client_secret=x`: a key naming a secret, then its value.
-    r"""(?P<kv>\b""" + _SECRET_KEY_WORDS + r""")(?P<kvsep>["']?\s*[:=]\s*["']?)(?!\[REDACTED\])[^\s"'&,;}\]]+""",
+    r"""(?P<hdr>\b(?:proxy-)?authorization|\b(?:set-)?cookie|\bx-api-key)(?P<hdrsep>(?>\\?["']?\s*:\s*\\?["']?))"""
+    r"""(?!\[REDACTED\])[^"'\r\n\\]+""",
+    # `password: "x"`, `"apiKey":"x"`, `client_secret=x`, JSON inside JSON (`\\"token\\":`): a key naming a secret.
+    r"""(?P<kv>\b""" + _SECRET_KEY_WORDS + r""")(?P<kvsep>(?>\\?["']?\s*[:=]\s*\\?["']?))(?!\[REDACTED\])"""
+    r"""[^\s"'&,;}\]\\]+""",
     # `?key=…` / `&key=…` query parameters.
     r"(?P<qk>(?<![\w-])key=)[^\s&\"'#]+",
     r"(?P<bearer>\bBearer\s+)(?!\[REDACTED\])[^\s\"',;]+",
