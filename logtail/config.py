@@ -29,7 +29,9 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from logtail.pipeline.settings import PrivacySettings
@@ -75,28 +77,69 @@ class TlsConfig(_Section):
     key_file: Path | None = None
 
 
+def _http_url(value: str) -> str:
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise ValueError(f"bad port in URL: {exc}") from None
+    return value.rstrip("/")
+
+
+class OpenObserveConfig(_Section):
+    """Settings of the `openobserve` profile (backends-otlp.md §1)."""
+
+    org: StrictStr = "default"
+    stream: StrictStr = "librechat"
+    user: StrictStr | None = None
+    password: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> OpenObserveConfig:
+        if (self.user is None) != (self.password is None):
+            raise ValueError("user and password go together; set both or neither")
+        return self
+
+
+class LokiConfig(_Section):
+    """Settings of the `loki` profile (backends-otlp.md §2)."""
+
+    tenant: StrictStr | None = None
+
+
 class ExportConfig(_Section):
-    profile: Literal["collector", "openobserve", "loki"] = "collector"
+    profile: Literal["otlp", "openobserve", "loki"] = "otlp"
     endpoint: StrictStr = "http://localhost:4318"
+    metrics_endpoint: StrictStr | None = None
     protocol: Literal["grpc", "http/protobuf", "http/json"] = "http/protobuf"
     headers: dict[str, StrictStr] = {}
     compression: Literal["gzip", "none"] = "gzip"
     timeout: Seconds = 10.0
     batch_max_records: Count = 512
     batch_max_bytes: Count = 4 << 20
+    ship_twins: StrictBool = False
     tls: TlsConfig = TlsConfig()
+    openobserve: OpenObserveConfig = OpenObserveConfig()
+    loki: LokiConfig = LokiConfig()
 
     @field_validator("endpoint")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urllib.parse.urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        try:
-            parts.port  # noqa: B018 - raises on a malformed port
-        except ValueError as exc:
-            raise ValueError(f"bad port in URL: {exc}") from None
-        return value.rstrip("/")
+        return _http_url(value)
+
+    @field_validator("metrics_endpoint")
+    @classmethod
+    def _metrics_url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @field_validator("protocol")
+    @classmethod
+    def _loki_http(cls, value: str, info: ValidationInfo) -> str:
+        if value == "grpc" and info.data.get("profile") == "loki":
+            raise ValueError("Loki accepts OTLP over HTTP only; use http/protobuf or http/json")
+        return value
 
 
 # Identifiers that never become metric attributes unless listed in metrics.allowed_attributes (events.md §4).
@@ -105,6 +148,8 @@ OPT_IN_METRIC_ATTRIBUTES: Final = ("user.id", "gen_ai.conversation.id", "librech
 
 class MetricsConfig(_Section):
     max_series: Count = 2000
+    max_models: Count = 100
+    interval: Seconds = 10.0
     allowed_attributes: list[Literal["user.id", "gen_ai.conversation.id", "librechat.request.id"]] = []
 
 

@@ -194,12 +194,19 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "source.max_record_bytes": ("4096", 4096),
     "export.profile": ("openobserve", "openobserve"),
     "export.endpoint": ("https://o2.example.com/api/default", "https://o2.example.com/api/default"),
+    "export.metrics_endpoint": ("https://mimir.example.com/otlp", "https://mimir.example.com/otlp"),
     "export.protocol": ("grpc", "grpc"),
     "export.headers": ("a=1,b=2", {"a": "1", "b": "2"}),
     "export.compression": ("none", "none"),
     "export.timeout": ("2.5", 2.5),
     "export.batch_max_records": ("100", 100),
     "export.batch_max_bytes": ("65536", 65536),
+    "export.ship_twins": ("true", True),
+    "export.openobserve.org": ("prod", "prod"),
+    "export.openobserve.stream": ("lc", "lc"),
+    "export.openobserve.user": ("root@example.com", "root@example.com"),
+    "export.openobserve.password": ("s3cret", "s3cret"),
+    "export.loki.tenant": ("team-a", "team-a"),
     "export.tls.insecure": ("true", True),
     "export.tls.ca_file": ("/etc/ca.pem", Path("/etc/ca.pem")),
     "export.tls.cert_file": ("/etc/c.pem", Path("/etc/c.pem")),
@@ -208,10 +215,19 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "privacy.email": ("hash", "hash"),
     "privacy.redact_patterns": (r'["a{1,2}", "b"]', ("a{1,2}", "b")),
     "metrics.max_series": ("10", 10),
+    "metrics.max_models": ("5", 5),
+    "metrics.interval": ("30", 30.0),
     "metrics.allowed_attributes": ("user.id,librechat.request.id", ["user.id", "librechat.request.id"]),
     "self.health_address": ("[::1]:9464", "[::1]:9464"),
     "self.log_format": ("json", "json"),
     "self.log_level": ("debug", "debug"),
+}
+
+
+# Keys that are only valid together with another one.
+PARTNERS: dict[str, list[str]] = {
+    "export.openobserve.user": ["export.openobserve.password=p"],
+    "export.openobserve.password": ["export.openobserve.user=u"],
 }
 
 
@@ -229,7 +245,7 @@ def _get(config: Config, key: str) -> Any:
 @pytest.mark.parametrize("key", sorted(SAMPLES))
 def test_every_key_can_be_set_by_environment_and_by_flag(key: str) -> None:
     text, expected = SAMPLES[key]
-    base = [] if key == "source.logs_dir" else ["source.logs_dir=/x"]
+    base = ([] if key == "source.logs_dir" else ["source.logs_dir=/x"]) + PARTNERS.get(key, [])
     by_env = load_config(None, env={LEAVES[key].env: text}, overrides=base)
     by_flag = load_config(None, env={}, overrides=[*base, f"{key}={text}"])
     assert _get(by_env, key) == _get(by_flag, key) == expected

@@ -1,0 +1,77 @@
+"""OTLP export of events (logs) and of the metrics derived from them, with acknowledged delivery.
+
+`build_sink` wires the configured profile, encoding and transport into a `Shipper` (logtail.sink.Sink).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from logtail.config import Config
+from logtail.export.encode import LogEncoder
+from logtail.export.profiles import Destination, Endpoint, destination
+from logtail.export.shipper import DeadLetters, ExportGaveUp, Shipper, ShipSummary
+from logtail.export.transport import GrpcTransport, HttpTransport, Signal, Transport
+from logtail.selfmetrics import SelfMetrics
+
+__all__ = ["ExportGaveUp", "ShipSummary", "Shipper", "build_sink"]
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_NAME = "dead-letter.jsonl"
+
+
+def _version() -> str:
+    try:
+        return version("logtail")
+    except PackageNotFoundError:
+        return "0"
+
+
+def _transports(config: Config, dest: Destination) -> dict[Signal, Transport]:
+    export = config.export
+    endpoints: dict[Signal, Endpoint] = {"logs": dest.logs}
+    if dest.metrics is not None:
+        endpoints["metrics"] = dest.metrics
+    if export.protocol != "grpc":
+        http = HttpTransport(export, {signal: e.url for signal, e in endpoints.items()}, dest.headers)
+        return dict.fromkeys(endpoints, http)
+    by_target: dict[tuple[str, bool], Transport] = {}
+    transports: dict[Signal, Transport] = {}
+    for signal, e in endpoints.items():
+        key = (e.grpc_target, e.secure)
+        if key not in by_target:
+            by_target[key] = GrpcTransport(export, e.grpc_target, e.secure, dest.headers)
+        transports[signal] = by_target[key]
+    return transports
+
+
+def build_sink(
+    config: Config,
+    *,
+    self_metrics: SelfMetrics,
+    stop: threading.Event,
+    retry_deadline: float | None = None,
+    dead_letter_path: Path | None = None,
+) -> Shipper:
+    """The shipper for `config.export`. Dead letters go to `dead_letter_path`, by default
+    `dead-letter.jsonl` in the state directory (created when the first record is refused)."""
+    dest = destination(config)
+    for note in dest.notes:
+        log.warning("%s", note)
+    encoder = LogEncoder(dest.resource, _version(), dest.attribute_map)
+    export = config.export
+    return Shipper(
+        transports=_transports(config, dest),
+        encode=encoder.json if export.protocol == "http/json" else encoder.protobuf,
+        self_metrics=self_metrics,
+        stop=stop,
+        dead_letters=DeadLetters(dead_letter_path or config.source.state_dir / DEAD_LETTER_NAME),
+        batch_max_records=export.batch_max_records,
+        batch_max_bytes=export.batch_max_bytes,
+        ship_twins=export.ship_twins,
+        retry_deadline=retry_deadline,
+    )

@@ -1,0 +1,132 @@
+"""OTLP encoding of events: the official protobuf messages for gRPC and HTTP/protobuf, OTLP/JSON for HTTP/JSON.
+
+Everything here works on a whole batch at once and builds no intermediate per-record objects besides the
+messages themselves (or plain dicts for JSON): a replay pushes hundreds of thousands of records through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import orjson
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    InstrumentationScope,
+    KeyValue,
+    KeyValueList,
+)
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from parsers.event import Event
+
+SCOPE_NAME: Final = "logtail"
+EVENT_NAME_ATTRIBUTE: Final = "otel.event.name"
+
+# Rewrites one event's attributes for a backend (profiles.py); None keeps them as they are.
+AttributeMap = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+
+def any_value(value: Any) -> AnyValue:
+    """An attribute value as OTLP AnyValue; bool before int, since bool is an int in Python."""
+    if isinstance(value, str):
+        return AnyValue(string_value=value)
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, list | tuple):
+        return AnyValue(array_value=ArrayValue(values=[any_value(v) for v in value]))
+    if isinstance(value, dict):
+        return AnyValue(kvlist_value=KeyValueList(values=key_values(value)))
+    return AnyValue(string_value=str(value))
+
+
+def key_values(attributes: Mapping[str, Any]) -> list[KeyValue]:
+    return [KeyValue(key=key, value=any_value(value)) for key, value in attributes.items()]
+
+
+def json_value(value: Any) -> dict[str, Any]:
+    """An attribute value in OTLP/JSON: 64-bit integers travel as decimal strings (proto3 JSON mapping)."""
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, list | tuple):
+        return {"arrayValue": {"values": [json_value(v) for v in value]}}
+    if isinstance(value, dict):
+        return {"kvlistValue": {"values": json_key_values(value)}}
+    return {"stringValue": str(value)}
+
+
+def json_key_values(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"key": key, "value": json_value(value)} for key, value in attributes.items()]
+
+
+class LogEncoder:
+    """Turns a batch of events into one export request body, for one resource and one scope."""
+
+    def __init__(self, resource: Mapping[str, Any], scope_version: str, attribute_map: AttributeMap | None = None):
+        self._resource = Resource(attributes=key_values(resource))
+        self._scope = InstrumentationScope(name=SCOPE_NAME, version=scope_version)
+        self._json_resource = {"attributes": json_key_values(resource)}
+        self._json_scope = {"name": SCOPE_NAME, "version": scope_version}
+        self._map = attribute_map
+
+    def _attributes(self, event: Event) -> Mapping[str, Any]:
+        attributes: dict[str, Any] = {**event.attributes, EVENT_NAME_ATTRIBUTE: event.event_name}
+        return self._map(attributes) if self._map else attributes
+
+    def protobuf(self, events: Sequence[Event], observed_unix_nano: int) -> bytes:
+        records = [
+            LogRecord(
+                time_unix_nano=event.time_unix_nano,
+                observed_time_unix_nano=observed_unix_nano,
+                severity_number=event.severity_number,  # type: ignore[arg-type]
+                severity_text=event.severity_text,
+                body=AnyValue(string_value=event.body),
+                attributes=key_values(self._attributes(event)),
+                event_name=event.event_name,
+            )
+            for event in events
+        ]
+        request = ExportLogsServiceRequest(
+            resource_logs=[
+                ResourceLogs(resource=self._resource, scope_logs=[ScopeLogs(scope=self._scope, log_records=records)])
+            ]
+        )
+        body: bytes = request.SerializeToString()
+        return body
+
+    def json(self, events: Sequence[Event], observed_unix_nano: int) -> bytes:
+        observed = str(observed_unix_nano)
+        records = [
+            {
+                "timeUnixNano": str(event.time_unix_nano),
+                "observedTimeUnixNano": observed,
+                "severityNumber": event.severity_number,
+                "severityText": event.severity_text,
+                "body": {"stringValue": event.body},
+                "attributes": json_key_values(self._attributes(event)),
+                "eventName": event.event_name,
+            }
+            for event in events
+        ]
+        request = {
+            "resourceLogs": [
+                {
+                    "resource": self._json_resource,
+                    "scopeLogs": [{"scope": self._json_scope, "logRecords": records}],
+                }
+            ]
+        }
+        return orjson.dumps(request)

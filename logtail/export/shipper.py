@@ -1,0 +1,200 @@
+"""The shipper: batches events, sends them, retries what may succeed later, bisects refusals down to the
+records responsible and dead-letters those. `ship` returns only when every event is acknowledged or
+dead-lettered, so the caller may commit checkpoints; it blocks meanwhile, which is the backpressure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import orjson
+
+from logtail.export.transport import Answer, Signal, Transport
+from logtail.selfmetrics import SelfMetrics
+from logtail.sink import ShutdownInterrupted
+from parsers import UNPARSED
+from parsers.event import Event
+
+log = logging.getLogger(__name__)
+
+TWIN: Final = "logtail.twin"
+BACKOFF_INITIAL: Final = 0.5
+BACKOFF_MAX: Final = 30.0
+RETRY_AFTER_MAX: Final = 300.0  # a server asking for longer is waited on in several rounds
+
+
+class ExportGaveUp(Exception):
+    """A batch could not be delivered within the retry deadline (replay); nothing of it may be committed."""
+
+
+@dataclass(slots=True)
+class ShipSummary:
+    by_event_name: Counter[str] = field(default_factory=Counter)  # acknowledged records per event name
+    acknowledged: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0  # debug-file twins of error-file records
+
+
+class DeadLetters:
+    """Refused records, one JSON line each, in a file only the service user can read (records hold user data)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, events: Sequence[Event], answer: Answer) -> None:
+        when = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        reason = answer.message or "refused by the backend"
+        lines = b"".join(
+            orjson.dumps({**event.to_json_dict(), "reason": reason, "status": answer.status, "dead_lettered_at": when})
+            + b"\n"
+            for event in events
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, lines)
+        finally:
+            os.close(fd)
+
+
+Encode = Callable[[Sequence[Event], int], bytes]
+
+
+class Shipper:
+    """Implements `logtail.sink.Sink` for one destination."""
+
+    def __init__(
+        self,
+        *,
+        transports: dict[Signal, Transport],
+        encode: Encode,
+        self_metrics: SelfMetrics,
+        stop: threading.Event,
+        dead_letters: DeadLetters,
+        batch_max_records: int,
+        batch_max_bytes: int,
+        ship_twins: bool = False,
+        retry_deadline: float | None = None,
+    ) -> None:
+        self._transports = transports
+        self._encode = encode
+        self._self = self_metrics
+        self._stop = stop
+        self._dead = dead_letters
+        self._max_records = batch_max_records
+        self._max_bytes = batch_max_bytes
+        self._ship_twins = ship_twins
+        self._deadline = retry_deadline
+        self.summary = ShipSummary()
+
+    # Sink ----------------------------------------------------------------------------------------------
+    def ship(self, events: Sequence[Event]) -> None:
+        if not self._ship_twins:
+            kept = [event for event in events if not event.attributes.get(TWIN)]
+            if len(kept) != len(events):
+                self._skip([event for event in events if event.attributes.get(TWIN)])
+            events = kept
+        for start in range(0, len(events), self._max_records):
+            self._deliver(events[start : start + self._max_records])
+
+    def close(self) -> None:
+        for transport in {id(t): t for t in self._transports.values()}.values():
+            transport.close()
+
+    # Logs ----------------------------------------------------------------------------------------------
+    def _deliver(self, events: Sequence[Event]) -> None:
+        """Send `events` as one request, or as halves when that one is too large or refused."""
+        if not events:
+            return
+        body = self._encode(events, time.time_ns())
+        if len(body) > self._max_bytes and len(events) > 1:
+            half = len(events) // 2
+            self._deliver(events[:half])
+            self._deliver(events[half:])
+            return
+        answer = self.send("logs", body)
+        if answer.kind == "ok" and answer.rejected == 0:
+            self._acknowledge(events)
+        elif len(events) == 1 or (answer.kind == "ok" and answer.rejected >= len(events)):
+            self._dead_letter(events, answer)
+        else:
+            # Some records are refused and the answer does not say which: halve until they are alone.
+            # (After a partial success the other records were stored already and are sent again.)
+            log.info("%s for %d records (%s); bisecting", answer.status, len(events), answer.message or "refused")
+            half = len(events) // 2
+            self._deliver(events[:half])
+            self._deliver(events[half:])
+
+    def _acknowledge(self, events: Sequence[Event]) -> None:
+        counts = Counter((event.family, event.event_name) for event in events)
+        for (family, name), n in counts.items():
+            self._self.count_records(family, "unparsed" if name == UNPARSED else "exported", n)
+            self.summary.by_event_name[name] += n
+        self.summary.acknowledged += len(events)
+
+    def _dead_letter(self, events: Sequence[Event], answer: Answer) -> None:
+        self._dead.write(events, answer)
+        log.warning(
+            "%d record(s) refused (%s: %s) and written to %s",
+            len(events),
+            answer.status,
+            answer.message or "no reason given",
+            self._dead.path,
+        )
+        for family, n in Counter(event.family for event in events).items():
+            self._self.count_records(family, "dead_lettered", n)
+        self.summary.dead_lettered += len(events)
+
+    def _skip(self, events: Sequence[Event]) -> None:
+        for family, n in Counter(event.family for event in events).items():
+            self._self.count_records(family, "skipped", n)
+        self.summary.skipped += len(events)
+
+    # Sending -------------------------------------------------------------------------------------------
+    def send(self, signal: Signal, body: bytes, *, deadline: float | None = None) -> Answer:
+        """The first answer that is not worth retrying. Retries with exponential backoff and full jitter,
+        never waiting less than a Retry-After; raises ShutdownInterrupted when `stop` is set, ExportGaveUp
+        after `deadline` seconds (default: the shipper's retry deadline; None retries forever)."""
+        deadline = self._deadline if deadline is None else deadline
+        transport = self._transports[signal]
+        first_failure: float | None = None
+        attempt = 0
+        while True:
+            if self._stop.is_set():
+                raise ShutdownInterrupted(f"stopping while exporting {signal}")
+            began = time.monotonic()
+            answer = transport.send(signal, body)
+            self._self.observe_export(time.monotonic() - began, acked=answer.kind == "ok" and not answer.rejected)
+            if answer.kind != "retry":
+                return answer
+            now = time.monotonic()
+            first_failure = now if first_failure is None else first_failure
+            backoff = random.uniform(0, min(BACKOFF_MAX, BACKOFF_INITIAL * 2**attempt))
+            wait = max(backoff, min(answer.retry_after or 0.0, RETRY_AFTER_MAX))
+            attempt += 1
+            if deadline is not None and now + wait - first_failure > deadline:
+                raise ExportGaveUp(
+                    f"{signal} export still failing after {now - first_failure:.1f} s: {answer.status}"
+                    + (f" ({answer.message})" if answer.message else "")
+                )
+            self._self.count_error(f"export_{signal}_retry")
+            log.warning(
+                "%s export failed (%s%s); retry %d in %.1f s",
+                signal,
+                answer.status,
+                f": {answer.message}" if answer.message else "",
+                attempt,
+                wait,
+            )
+            if self._stop.wait(wait):
+                raise ShutdownInterrupted(f"stopping while exporting {signal}")

@@ -1,0 +1,235 @@
+"""Transports: one OTLP export request out, one classified answer back. No retries here (the shipper owns them).
+
+`Transport.send(signal, body)` takes an already serialized request (protobuf, or OTLP/JSON for http/json) so
+bisecting and retrying never re-encode more than needed, and tests may swap a transport for another.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol
+
+import grpc
+import httpx
+import orjson
+from google.protobuf.message import DecodeError
+from google.rpc import status_pb2  # type: ignore[import-untyped]
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+from logtail.config import ExportConfig, TlsConfig
+
+log = logging.getLogger(__name__)
+
+Signal = Literal["logs", "metrics"]
+# ok: taken (maybe with `rejected` records refused); retry: try the same request again later;
+# refused: this request will never be taken as it is (the shipper bisects it).
+Kind = Literal["ok", "retry", "refused"]
+
+GZIP_LEVEL: Final = 3  # most of gzip's gain on log text at a fraction of level 9's cost
+RETRYABLE_HTTP: Final = frozenset({429, 502, 503, 504})
+# Answers about the connection or credentials, not the content: bisecting would dead-letter every record,
+# so they are retried (and reported) until the operator fixes the configuration or the backend.
+NOT_ABOUT_CONTENT_HTTP: Final = frozenset({401, 403, 404, 405, 407, 408})
+RETRYABLE_GRPC: Final = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.DATA_LOSS,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+_RESPONSES: Final[dict[Signal, Any]] = {
+    "logs": logs_service_pb2.ExportLogsServiceResponse,
+    "metrics": metrics_service_pb2.ExportMetricsServiceResponse,
+}
+_REJECTED_FIELD: Final = {"logs": "rejected_log_records", "metrics": "rejected_data_points"}
+_REJECTED_JSON: Final = {"logs": "rejectedLogRecords", "metrics": "rejectedDataPoints"}
+_METHODS: Final[dict[Signal, Any]] = {
+    "logs": logs_service_pb2.DESCRIPTOR.services_by_name["LogsService"].methods_by_name["Export"],
+    "metrics": metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"].methods_by_name["Export"],
+}
+_MESSAGE_CAP: Final = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    kind: Kind
+    status: str  # "HTTP 200", "gRPC UNAVAILABLE", "connection error"
+    rejected: int = 0
+    message: str = ""
+    retry_after: float | None = None  # seconds the server asked us to wait
+
+
+class Transport(Protocol):
+    def send(self, signal: Signal, body: bytes) -> Answer: ...
+
+    def close(self) -> None: ...
+
+
+def ssl_context(tls: TlsConfig) -> ssl.SSLContext:
+    """System CAs unless a CA file is given; a client certificate when configured."""
+    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    if tls.cert_file and tls.key_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.insecure:
+        log.warning(
+            "TLS CERTIFICATE VERIFICATION IS OFF (export.tls.insecure=true): anyone on the path can read and "
+            "alter the exported logs; use export.tls.ca_file instead"
+        )
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _partial(signal: Signal, data: bytes, json: bool) -> tuple[int, str]:
+    """(rejected, error_message) from an export response body; (0, "") when there is none."""
+    if not data:
+        return 0, ""
+    try:
+        if json:
+            partial = orjson.loads(data).get("partialSuccess") or {}
+            return int(partial.get(_REJECTED_JSON[signal]) or 0), str(partial.get("errorMessage") or "")
+        response = _RESPONSES[signal].FromString(data)
+    except (orjson.JSONDecodeError, DecodeError, AttributeError, ValueError, TypeError):
+        return 0, ""  # a 2xx whose body we cannot read still took the data (collector does the same)
+    partial_pb = response.partial_success
+    return int(getattr(partial_pb, _REJECTED_FIELD[signal])), partial_pb.error_message
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The server's reason for a refusal: google.rpc.Status (protobuf or JSON) or the start of the body."""
+    data = response.content
+    if response.headers.get("content-type", "").startswith("application/x-protobuf"):
+        try:
+            return str(status_pb2.Status.FromString(data).message)[:_MESSAGE_CAP]
+        except DecodeError:
+            pass
+    with_json = response.headers.get("content-type", "").startswith("application/json")
+    if with_json:
+        try:
+            message = orjson.loads(data).get("message")
+            if message:
+                return str(message)[:_MESSAGE_CAP]
+        except (orjson.JSONDecodeError, AttributeError):
+            pass
+    return data[:_MESSAGE_CAP].decode("utf-8", "replace").strip()
+
+
+class HttpTransport:
+    """OTLP/HTTP with protobuf or JSON bodies, over one pooled httpx client."""
+
+    def __init__(
+        self,
+        export: ExportConfig,
+        urls: dict[Signal, str],
+        headers: dict[str, str],
+        *,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self._json = export.protocol == "http/json"
+        self._gzip = export.compression == "gzip"
+        self._urls = urls
+        self._headers = {
+            **headers,
+            "Content-Type": "application/json" if self._json else "application/x-protobuf",
+            **({"Content-Encoding": "gzip"} if self._gzip else {}),
+        }
+        https = any(url.startswith("https:") for url in urls.values())
+        self._client = client or httpx.Client(verify=ssl_context(export.tls) if https else True, timeout=export.timeout)
+
+    def send(self, signal: Signal, body: bytes) -> Answer:
+        content = gzip.compress(body, GZIP_LEVEL, mtime=0) if self._gzip else body
+        try:
+            response = self._client.post(self._urls[signal], content=content, headers=self._headers)
+        except httpx.TimeoutException as exc:
+            return Answer("retry", "timeout", message=type(exc).__name__)
+        except httpx.TransportError as exc:
+            return Answer("retry", "connection error", message=f"{type(exc).__name__}: {exc}"[:_MESSAGE_CAP])
+        status = f"HTTP {response.status_code}"
+        if response.is_success:
+            json = response.headers.get("content-type", "").startswith("application/json")
+            rejected, message = _partial(signal, response.content, json)
+            return Answer("ok", status, rejected, message)
+        wait = retry_after(response.headers.get("retry-after"))
+        if response.status_code in RETRYABLE_HTTP or response.status_code in NOT_ABOUT_CONTENT_HTTP:
+            return Answer("retry", status, message=_error_text(response), retry_after=wait)
+        return Answer("refused", status, message=_error_text(response))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class GrpcTransport:
+    """OTLP/gRPC unary Export calls. The request is already serialized, so it is passed through as bytes
+    against the method paths of the official service descriptors; answers are decoded with the official
+    response messages."""
+
+    def __init__(self, export: ExportConfig, target: str, secure: bool, headers: dict[str, str]) -> None:
+        compression = grpc.Compression.Gzip if export.compression == "gzip" else grpc.Compression.NoCompression
+        # gRPC metadata keys must be lowercase.
+        self._metadata = tuple((key.lower(), value) for key, value in headers.items())
+        self._timeout = export.timeout
+        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 16 << 20)]
+        if secure:
+            tls = export.tls
+            if tls.insecure:
+                log.warning(
+                    "export.tls.insecure=true has no effect on gRPC: the channel verifies the server "
+                    "certificate; give export.tls.ca_file for a private CA"
+                )
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=tls.ca_file.read_bytes() if tls.ca_file else None,
+                private_key=tls.key_file.read_bytes() if tls.key_file else None,
+                certificate_chain=tls.cert_file.read_bytes() if tls.cert_file else None,
+            )
+            self._channel = grpc.secure_channel(target, credentials, options, compression)
+        else:
+            self._channel = grpc.insecure_channel(target, options, compression)
+        self._calls = {
+            signal: self._channel.unary_unary(
+                f"/{method.containing_service.full_name}/{method.name}",
+                request_serializer=None,
+                response_deserializer=_RESPONSES[signal].FromString,
+            )
+            for signal, method in _METHODS.items()
+        }
+
+    def send(self, signal: Signal, body: bytes) -> Answer:
+        try:
+            response = self._calls[signal](body, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+            details = (exc.details() if isinstance(exc, grpc.Call) else str(exc)) or ""
+            kind: Kind = "retry" if code in RETRYABLE_GRPC else "refused"
+            return Answer(kind, f"gRPC {code.name}", message=details[:_MESSAGE_CAP])
+        partial = response.partial_success
+        return Answer("ok", "gRPC OK", int(getattr(partial, _REJECTED_FIELD[signal])), partial.error_message)
+
+    def close(self) -> None:
+        self._channel.close()
