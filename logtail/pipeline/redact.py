@@ -38,16 +38,16 @@ _SECRET_SUFFIXES: Final = (
     "session_id",
     "signature",
 )
-_SECRET_KEY_WORDS: Final = (
-    r"[\w-]*(?:password|passwd|secret|token|api[-_]?key|authorization|cookie|credentials?|signature)"
-)
+# The key's own prefix (`refresh_`, `client-`) is not matched: left to the regex, `[\w-]*` before the keyword
+# backtracks quadratically over text like `a-a-a-…` (minutes for a 40 KB line).
+_SECRET_KEY_WORDS: Final = r"(?:password|passwd|secret|token|api[-_]?key|authorization|cookie|credentials?|signature)"
 
 _PATTERNS: Final = (
     # `Authorization: …`, `Cookie: …` headers (HTTP, JSON and debug-block forms); the value runs to a quote or line end.
     r"""(?P<hdr>\b(?:proxy-)?authorization|\b(?:set-)?cookie|\bx-api-key)(?P<hdrsep>(?>\\?["']?\s*:\s*\\?["']?))"""
     r"""(?!\[REDACTED\])[^"'\r\n\\]+""",
     # `password: "x"`, `"apiKey":"x"`, `client_secret=x`, JSON inside JSON (`\\"token\\":`): a key naming a secret.
-    r"""(?P<kv>\b""" + _SECRET_KEY_WORDS + r""")(?P<kvsep>(?>\\?["']?\s*[:=]\s*\\?["']?))(?!\[REDACTED\])"""
+    r"""(?P<kv>""" + _SECRET_KEY_WORDS + r""")(?P<kvsep>(?>\\?["']?\s*[:=]\s*\\?["']?))(?!\[REDACTED\])"""
     r"""[^\s"'&,;}\]\\]+""",
     # `?key=…` / `&key=…` query parameters.
     r"(?P<qk>(?<![\w-])key=)[^\s&\"'#]+",
@@ -55,8 +55,8 @@ _PATTERNS: Final = (
     r"\bsk-(?:ant-)?[A-Za-z0-9_*-]{8,}",
     r"\bAIza[0-9A-Za-z_-]{20,}",
     r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
-    # scheme://user:password@host
-    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s:@\"']+:[^/\s@\"']+@",
+    # scheme://user:password@host (from `://` on: a scheme prefix would backtrack quadratically like the keys above)
+    r"(?P<scheme>://)[^/\s:@\"']+:[^/\s@\"']+@",
 )
 
 
