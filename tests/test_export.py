@@ -7,6 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from logtail.config import Config
 from logtail.devcollector import DevCollector
 from logtail.export import build_sink
@@ -35,14 +37,35 @@ def make_config(tmp_path: Path, **export: Any) -> Config:
     )
 
 
-def test_every_sample_record_arrives_exactly_once_over_http_protobuf(
-    collector: DevCollector, samples: Path, tmp_path: Path
+def assert_same_attributes(received: dict[str, Any], sent: dict[str, Any]) -> None:
+    """Equal, floats to the last bit but one: rotel's JSON reader rounds 4083.2000000000003 to 4083.2."""
+    assert received.keys() == sent.keys()
+    for key, value in sent.items():
+        assert received[key] == (pytest.approx(value, rel=1e-15) if isinstance(value, float) else value), key
+
+
+@pytest.fixture(scope="module")
+def events(samples: Path) -> list[Event]:
+    return sample_events(samples)
+
+
+def final_points(collector: DevCollector, name: str) -> list[dict[str, Any]]:
+    """The last point received of every series of metric `name` (cumulative: the totals)."""
+    last: dict[str, dict[str, Any]] = {}
+    for point in collector.metrics():
+        if point["name"] == name:
+            last[repr(sorted(point["attributes"].items()))] = point
+    return list(last.values())
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json", "grpc"])
+def test_every_sample_record_arrives_exactly_once_and_metrics_match(
+    protocol: str, collector: DevCollector, events: list[Event], tmp_path: Path
 ) -> None:
-    events = sample_events(samples)
     shipped = [e for e in events if not e.attributes.get("logtail.twin")]
-    config = make_config(tmp_path, endpoint=collector.http_endpoint, batch_max_records=200)
-    self_metrics = SelfMetrics()
-    sink = build_sink(config, self_metrics=self_metrics, stop=threading.Event())
+    endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
+    config = make_config(tmp_path, endpoint=endpoint, protocol=protocol, batch_max_records=200)
+    sink = build_sink(config, self_metrics=SelfMetrics(), stop=threading.Event())
     sink.ship(events)
     sink.close()
 
@@ -55,12 +78,44 @@ def test_every_sample_record_arrives_exactly_once_over_http_protobuf(
     for record in received:
         event = expected[record["attributes"]["log.record.uid"]]
         assert record["event_name"] == event.event_name
-        assert record["attributes"] == {**event.attributes, "otel.event.name": event.event_name}
+        assert_same_attributes(record["attributes"], {**event.attributes, "otel.event.name": event.event_name})
         assert record["time_unix_nano"] == event.time_unix_nano
         assert record["severity_number"] == event.severity_number
         assert record["severity_text"] == event.severity_text
         assert record["body"] == event.body
         assert record["observed_time_unix_nano"] > 0
+    resource = received[0]["resource"]
+    assert resource["service.name"] == "librechat"
+    assert resource["host.name"] and resource["service.instance.id"]
     assert sink.summary.acknowledged == len(shipped)
     assert sink.summary.skipped == len(events) - len(shipped)
     assert sink.summary.by_event_name == Counter(e.event_name for e in shipped)
+
+    usage = [e for e in shipped if e.event_name == "librechat.token.usage"]
+    for token_type, key in (("input", "gen_ai.usage.input_tokens"), ("output", "gen_ai.usage.output_tokens")):
+        total = sum(e.attributes[key] for e in usage if key in e.attributes)  # type: ignore[misc]
+        assert total > 0
+        sums = [
+            p for p in final_points(collector, "librechat.tokens") if p["attributes"]["gen_ai.token.type"] == token_type
+        ]
+        assert sum(p["value"] for p in sums) == total
+        hist = [
+            p
+            for p in final_points(collector, "gen_ai.client.token.usage")
+            if p["attributes"]["gen_ai.token.type"] == token_type
+        ]
+        assert sum(p["sum"] for p in hist) == total
+        assert sum(p["count"] for p in hist) == sum(1 for e in usage if key in e.attributes)
+    bans = [e.time_unix_nano for e in shipped if e.event_name == "librechat.ban"]
+    (ban_total,) = final_points(collector, "librechat.bans")
+    assert ban_total["value"] == len(bans)
+    # Stamped with the records' own times, not the time of the export.
+    assert (ban_total["start_time_unix_nano"], ban_total["time_unix_nano"]) == (min(bans), max(bans))
+    assert all(p["temporality"] == 2 for p in collector.metrics() if p["kind"] in ("sum", "histogram"))
+    for point in collector.metrics():
+        assert not {"user.id", "gen_ai.conversation.id", "librechat.request.id"} & set(point["attributes"])
+    records = {
+        (p["attributes"]["logtail.file.family"], p["attributes"]["logtail.outcome"]): p["value"]
+        for p in final_points(collector, "logtail.records")
+    }
+    assert sum(n for (_, outcome), n in records.items() if outcome in ("exported", "unparsed")) == len(shipped)

@@ -10,10 +10,13 @@ import threading
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
 from logtail.config import Config
 from logtail.export.encode import LogEncoder
-from logtail.export.profiles import Destination, Endpoint, destination
-from logtail.export.shipper import DeadLetters, ExportGaveUp, Shipper, ShipSummary
+from logtail.export.metrics import Aggregator, encode_json
+from logtail.export.profiles import Destination, Endpoint, destination, resource_attributes
+from logtail.export.shipper import DeadLetters, ExportGaveUp, MetricExport, Shipper, ShipSummary
 from logtail.export.transport import GrpcTransport, HttpTransport, Signal, Transport
 from logtail.selfmetrics import SelfMetrics
 
@@ -49,6 +52,11 @@ def _transports(config: Config, dest: Destination) -> dict[Signal, Transport]:
     return transports
 
 
+def _serialize(request: ExportMetricsServiceRequest) -> bytes:
+    body: bytes = request.SerializeToString()
+    return body
+
+
 def build_sink(
     config: Config,
     *,
@@ -64,6 +72,14 @@ def build_sink(
         log.warning("%s", note)
     encoder = LogEncoder(dest.resource, _version(), dest.attribute_map)
     export = config.export
+    metrics = None
+    if dest.metrics is not None:
+        metrics = MetricExport(
+            # Metrics keep the whole resource even where the logs' resource is trimmed (loki).
+            Aggregator(config.metrics, resource_attributes(config), _version()),
+            encode_json if export.protocol == "http/json" else _serialize,
+            config.metrics.interval,
+        )
     return Shipper(
         transports=_transports(config, dest),
         encode=encoder.json if export.protocol == "http/json" else encoder.protobuf,
@@ -72,6 +88,7 @@ def build_sink(
         dead_letters=DeadLetters(dead_letter_path or config.source.state_dir / DEAD_LETTER_NAME),
         batch_max_records=export.batch_max_records,
         batch_max_bytes=export.batch_max_bytes,
+        metrics=metrics,
         ship_twins=export.ship_twins,
         retry_deadline=retry_deadline,
     )

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Final
 
 import orjson
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
+from logtail.export.metrics import Aggregator
 from logtail.export.transport import Answer, Signal, Transport
 from logtail.selfmetrics import SelfMetrics
 from logtail.sink import ShutdownInterrupted
@@ -68,6 +70,16 @@ class DeadLetters:
 
 
 Encode = Callable[[Sequence[Event], int], bytes]
+EncodeMetrics = Callable[[ExportMetricsServiceRequest], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricExport:
+    """How derived metrics leave: aggregated here, encoded like the logs, sent at most every `interval` s."""
+
+    aggregator: Aggregator
+    encode: EncodeMetrics
+    interval: float
 
 
 class Shipper:
@@ -83,6 +95,7 @@ class Shipper:
         dead_letters: DeadLetters,
         batch_max_records: int,
         batch_max_bytes: int,
+        metrics: MetricExport | None = None,
         ship_twins: bool = False,
         retry_deadline: float | None = None,
     ) -> None:
@@ -95,19 +108,30 @@ class Shipper:
         self._max_bytes = batch_max_bytes
         self._ship_twins = ship_twins
         self._deadline = retry_deadline
+        self._metrics = metrics
+        self._metrics_sent = -float("inf")
         self.summary = ShipSummary()
 
     # Sink ----------------------------------------------------------------------------------------------
     def ship(self, events: Sequence[Event]) -> None:
+        shipped = events
         if not self._ship_twins:
-            kept = [event for event in events if not event.attributes.get(TWIN)]
-            if len(kept) != len(events):
+            shipped = [event for event in events if not event.attributes.get(TWIN)]
+            if len(shipped) != len(events):
                 self._skip([event for event in events if event.attributes.get(TWIN)])
-            events = kept
-        for start in range(0, len(events), self._max_records):
-            self._deliver(events[start : start + self._max_records])
+        for start in range(0, len(shipped), self._max_records):
+            self._deliver(shipped[start : start + self._max_records])
+        if self._metrics is not None:
+            # Counted only now: had `ship` been interrupted, these events would be shipped (and counted) again.
+            self._metrics.aggregator.add(events)
+            if time.monotonic() - self._metrics_sent >= self._metrics.interval:
+                self._export_metrics(self._metrics, patient=False)
 
     def close(self) -> None:
+        """Exports the final metric totals (retrying within the retry deadline unless stopping), then
+        closes the connections."""
+        if self._metrics is not None:
+            self._export_metrics(self._metrics, patient=True)
         for transport in {id(t): t for t in self._transports.values()}.values():
             transport.close()
 
@@ -130,7 +154,7 @@ class Shipper:
         else:
             # Some records are refused and the answer does not say which: halve until they are alone.
             # (After a partial success the other records were stored already and are sent again.)
-            log.info("%s for %d records (%s); bisecting", answer.status, len(events), answer.message or "refused")
+            log.info("%d records refused (%s); bisecting", len(events), answer)
             half = len(events) // 2
             self._deliver(events[:half])
             self._deliver(events[half:])
@@ -144,13 +168,7 @@ class Shipper:
 
     def _dead_letter(self, events: Sequence[Event], answer: Answer) -> None:
         self._dead.write(events, answer)
-        log.warning(
-            "%d record(s) refused (%s: %s) and written to %s",
-            len(events),
-            answer.status,
-            answer.message or "no reason given",
-            self._dead.path,
-        )
+        log.warning("%d record(s) refused (%s) and written to %s", len(events), answer, self._dead.path)
         for family, n in Counter(event.family for event in events).items():
             self._self.count_records(family, "dead_lettered", n)
         self.summary.dead_lettered += len(events)
@@ -160,41 +178,54 @@ class Shipper:
             self._self.count_records(family, "skipped", n)
         self.summary.skipped += len(events)
 
+    # Metrics -------------------------------------------------------------------------------------------
+    def _export_metrics(self, metrics: MetricExport, *, patient: bool) -> None:
+        """Sends the changed series and logtail's own metrics. Failures never fail `ship`: the logs are
+        acknowledged already, and cumulative totals catch up with the next export that gets through."""
+        aggregator = metrics.aggregator
+        taken = aggregator.take()
+        body = metrics.encode(aggregator.request(taken, self._self.snapshot(), time.time_ns()))
+        self._metrics_sent = time.monotonic()
+        try:
+            answer = self.send("metrics", body) if patient else self._attempt("metrics", body)
+        except (ShutdownInterrupted, ExportGaveUp) as exc:
+            answer = Answer("retry", "not sent", message=str(exc))
+        if answer.kind == "retry":
+            aggregator.give_back(taken)
+            log.warning("metrics not exported yet (%s)", answer)
+        elif answer.kind == "refused" or answer.rejected:
+            self._self.count_error("export_metrics_refused")
+            log.warning("metric points refused (%d rejected): %s", answer.rejected, answer)
+
     # Sending -------------------------------------------------------------------------------------------
-    def send(self, signal: Signal, body: bytes, *, deadline: float | None = None) -> Answer:
-        """The first answer that is not worth retrying. Retries with exponential backoff and full jitter,
-        never waiting less than a Retry-After; raises ShutdownInterrupted when `stop` is set, ExportGaveUp
-        after `deadline` seconds (default: the shipper's retry deadline; None retries forever)."""
-        deadline = self._deadline if deadline is None else deadline
-        transport = self._transports[signal]
+    def _attempt(self, signal: Signal, body: bytes) -> Answer:
+        began = time.monotonic()
+        answer = self._transports[signal].send(signal, body)
+        self._self.observe_export(time.monotonic() - began, acked=answer.kind == "ok" and not answer.rejected)
+        return answer
+
+    def send(self, signal: Signal, body: bytes) -> Answer:
+        """The first answer that is not worth retrying. Retries with exponential backoff and jitter, never
+        waiting less than a Retry-After; raises ShutdownInterrupted when `stop` is set, ExportGaveUp once
+        failures have lasted the retry deadline (None: retries forever)."""
+        deadline = self._deadline
         first_failure: float | None = None
         attempt = 0
         while True:
-            if self._stop.is_set():
-                raise ShutdownInterrupted(f"stopping while exporting {signal}")
-            began = time.monotonic()
-            answer = transport.send(signal, body)
-            self._self.observe_export(time.monotonic() - began, acked=answer.kind == "ok" and not answer.rejected)
+            answer = self._attempt(signal, body)
             if answer.kind != "retry":
                 return answer
+            if self._stop.is_set():
+                raise ShutdownInterrupted(f"stopping while exporting {signal}")
             now = time.monotonic()
             first_failure = now if first_failure is None else first_failure
-            backoff = random.uniform(0, min(BACKOFF_MAX, BACKOFF_INITIAL * 2**attempt))
+            cap = min(BACKOFF_MAX, BACKOFF_INITIAL * 2**attempt)
+            backoff = cap / 2 + random.uniform(0, cap / 2)  # jitter keeps many shippers from retrying in step
             wait = max(backoff, min(answer.retry_after or 0.0, RETRY_AFTER_MAX))
             attempt += 1
             if deadline is not None and now + wait - first_failure > deadline:
-                raise ExportGaveUp(
-                    f"{signal} export still failing after {now - first_failure:.1f} s: {answer.status}"
-                    + (f" ({answer.message})" if answer.message else "")
-                )
+                raise ExportGaveUp(f"{signal} export still failing after {now - first_failure:.1f} s ({answer})")
             self._self.count_error(f"export_{signal}_retry")
-            log.warning(
-                "%s export failed (%s%s); retry %d in %.1f s",
-                signal,
-                answer.status,
-                f": {answer.message}" if answer.message else "",
-                attempt,
-                wait,
-            )
+            log.warning("%s export failed (%s); retry %d in %.1f s", signal, answer, attempt, wait)
             if self._stop.wait(wait):
                 raise ShutdownInterrupted(f"stopping while exporting {signal}")

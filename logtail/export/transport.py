@@ -71,6 +71,9 @@ class Answer:
     message: str = ""
     retry_after: float | None = None  # seconds the server asked us to wait
 
+    def __str__(self) -> str:
+        return f"{self.status}: {self.message}" if self.message else self.status
+
 
 class Transport(Protocol):
     def send(self, signal: Signal, body: bytes) -> Answer: ...
