@@ -5,6 +5,7 @@ success), and a gRPC twin of it. It decodes every request with the official mess
 from __future__ import annotations
 
 import gzip
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -97,7 +98,7 @@ class Backend:
 class StubBackend(Backend):
     """OTLP/HTTP on a free loopback port: `policy` answers logs requests; metrics requests get 200."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(policy)
         stub = self
 
@@ -137,7 +138,10 @@ class StubBackend(Backend):
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        self.endpoint = f"{scheme}://localhost:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self) -> None:
