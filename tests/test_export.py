@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from logtail.config import Config
+from logtail.config import Config, MetricsConfig
 from logtail.devcollector import DevCollector
 from logtail.export import build_sink
+from logtail.export.metrics import Aggregator
 from logtail.files import discover
 from logtail.pipeline import Pipeline
 from logtail.read import read_events
@@ -50,7 +52,11 @@ def events(samples: Path) -> list[Event]:
 
 
 def final_points(collector: DevCollector, name: str) -> list[dict[str, Any]]:
-    """The last point received of every series of metric `name` (cumulative: the totals)."""
+    """The last point received of every series of metric `name` (cumulative: the totals), once the
+    collector has written all it got (it reports asynchronously)."""
+    deadline = time.monotonic() + 10
+    while not any(p["name"] == name for p in collector.metrics()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     last: dict[str, dict[str, Any]] = {}
     for point in collector.metrics():
         if point["name"] == name:
@@ -119,3 +125,71 @@ def test_every_sample_record_arrives_exactly_once_and_metrics_match(
         for p in final_points(collector, "logtail.records")
     }
     assert sum(n for (_, outcome), n in records.items() if outcome in ("exported", "unparsed")) == len(shipped)
+
+
+def test_metric_cardinality_is_bounded_and_identifiers_are_opt_in(
+    collector: DevCollector, events: list[Event], tmp_path: Path
+) -> None:
+    config = make_config(tmp_path, endpoint=collector.http_endpoint).model_copy(
+        update={"metrics": MetricsConfig(max_models=2, allowed_attributes=["user.id"])}
+    )
+    sink = build_sink(config, self_metrics=SelfMetrics(), stop=threading.Event())
+    sink.ship(events)
+    sink.close()
+    points = final_points(collector, "librechat.tokens")
+    models = {p["attributes"].get("gen_ai.request.model") for p in points} - {None}
+    assert len(models - {"other"}) == 2 and "other" in models
+    assert any("user.id" in p["attributes"] for p in points)
+    usage = [e for e in events if e.event_name == "librechat.token.usage" and not e.attributes.get("logtail.twin")]
+    input_total = sum(e.attributes.get("gen_ai.usage.input_tokens", 0) for e in usage)  # type: ignore[misc]
+    assert sum(p["value"] for p in points if p["attributes"]["gen_ai.token.type"] == "input") == input_total
+
+
+def test_series_beyond_the_cap_fold_into_one_overflow_series() -> None:
+    aggregator = Aggregator(MetricsConfig(max_series=3), {"service.name": "librechat"}, "0")
+    violations = [
+        Event(
+            "librechat.violation",
+            1000 + i,
+            "warn",
+            13,
+            "",
+            {"librechat.violation.type": f"t{i}"},
+            "error",
+            "f",
+            i,
+            0,
+            1,
+        )
+        for i in range(6)
+    ]
+    aggregator.add(violations)
+    (metric,) = aggregator.request(aggregator.take(), None, 0).resource_metrics[0].scope_metrics[0].metrics
+    totals = {
+        tuple((kv.key, getattr(kv.value, kv.value.WhichOneof("value"))) for kv in p.attributes): p.as_int
+        for p in metric.sum.data_points
+    }
+    assert len(totals) == 4
+    assert totals[(("otel.metric.overflow", True),)] == 3
+    assert sum(totals.values()) == 6
+
+
+def test_a_collector_outage_delays_delivery_and_loses_nothing(
+    collector: DevCollector, events: list[Event], tmp_path: Path
+) -> None:
+    shipped = [e for e in events if not e.attributes.get("logtail.twin")]
+    sink = build_sink(
+        make_config(tmp_path, endpoint=collector.http_endpoint), self_metrics=SelfMetrics(), stop=threading.Event()
+    )
+    collector.kill()
+    worker = threading.Thread(target=sink.ship, args=(events,))
+    worker.start()
+    time.sleep(1.5)
+    assert worker.is_alive()  # waiting, not dropping
+    collector.start()
+    worker.join(30)
+    assert not worker.is_alive()
+    received = collector.wait_for_logs(len(shipped))
+    assert Counter(r["attributes"]["log.record.uid"] for r in received) == Counter(
+        e.attributes["log.record.uid"] for e in shipped
+    )
