@@ -45,10 +45,13 @@ _SECRET_KEY_WORDS: Final = r"(?:password|passwd|secret|token|api[-_]?key|authori
 _PATTERNS: Final = (
     # `Authorization: …`, `Cookie: …` headers (HTTP, JSON and debug-block forms); the value runs to a quote or line end.
     r"""(?P<hdr>\b(?:proxy-)?authorization|\b(?:set-)?cookie|\bx-api-key)(?P<hdrsep>(?>\\?["']?\s*:\s*\\?["']?))"""
-    r"""(?!\[REDACTED\])[^"'\r\n\\]+""",
+    r"""(?![\[{])[^"'\r\n\\]+""",  # a list or object value is left to the key rule below
     # `password: "x"`, `"apiKey":"x"`, `client_secret=x`, JSON inside JSON (`\\"token\\":`): a key naming a secret.
-    r"""(?P<kv>""" + _SECRET_KEY_WORDS + r""")(?P<kvsep>(?>\\?["']?\s*[:=]\s*\\?["']?))(?!\[REDACTED\])"""
-    r"""[^\s"'&,;}\]\\]+""",
+    # A quoted value runs to its closing quote (spaces included), a list or object to its bracket; a bare value
+    # takes an auth scheme word with it (`token: Bearer x`) and never swallows a label after it (`token: password: x`).
+    r"""(?P<kv>""" + _SECRET_KEY_WORDS + r""")(?P<kvsep>(?>\\?["']?\s*[:=]\s*(?P<kvq>\\?["'])?))"""
+    r"""(?!\[REDACTED\]|(?:set-)?cookie\s*:|[\w-]{0,20}""" + _SECRET_KEY_WORDS + r"""["']?\s*[:=])"""
+    r"""(?(kvq)(?:(?!(?P=kvq))[^\r\n])+|(?:\[[^\]\r\n]*\]?|\{[^}\r\n]*\}?|(?:(?:bearer|basic|token|digest)\s+(?!\[REDACTED\]))?[^\s"'&,;}\]\\]+))""",
     # `?key=…` / `&key=…` query parameters.
     r"(?P<qk>(?<![\w-])key=)[^\s&\"'#]+",
     r"(?P<bearer>\bBearer\s+)(?!\[REDACTED\])[^\s\"',;]+",
@@ -115,13 +118,10 @@ class Redactor:
         event.body = text(event.body)
         attrs = event.attributes
         for key, value in attrs.items():
-            if isinstance(value, str):
-                if key.startswith(META) and _secret_key(key):
-                    attrs[key] = REDACTED
-                else:
-                    attrs[key] = text(value)
+            if key.startswith(META) and _secret_key(key):  # whatever the value's type, lists included
+                attrs[key] = REDACTED
+            elif isinstance(value, str):
+                attrs[key] = text(value)
             elif isinstance(value, list) and value and isinstance(value[0], str):
                 attrs[key] = [text(item) if isinstance(item, str) else item for item in value]
-            elif key.startswith(META) and _secret_key(key):
-                attrs[key] = REDACTED
         return event
