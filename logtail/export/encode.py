@@ -18,7 +18,6 @@ from opentelemetry.proto.common.v1.common_pb2 import (
     KeyValue,
     KeyValueList,
 )
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from parsers.event import Event
@@ -87,23 +86,37 @@ class LogEncoder:
         return self._map(attributes) if self._map else attributes
 
     def protobuf(self, events: Sequence[Event], observed_unix_nano: int) -> bytes:
-        records = [
-            LogRecord(
+        # Filling messages in place (`add()`, then setting fields) is about three times faster with upb
+        # than building each LogRecord, KeyValue and AnyValue with keyword arguments and copying them in.
+        request = ExportLogsServiceRequest()
+        resource_logs = request.resource_logs.add()
+        resource_logs.resource.CopyFrom(self._resource)
+        scope_logs = resource_logs.scope_logs.add()
+        scope_logs.scope.CopyFrom(self._scope)
+        add_record = scope_logs.log_records.add
+        for event in events:
+            record = add_record(
                 time_unix_nano=event.time_unix_nano,
                 observed_time_unix_nano=observed_unix_nano,
-                severity_number=event.severity_number,  # type: ignore[arg-type]
+                severity_number=event.severity_number,
                 severity_text=event.severity_text,
-                body=AnyValue(string_value=event.body),
-                attributes=key_values(self._attributes(event)),
                 event_name=event.event_name,
             )
-            for event in events
-        ]
-        request = ExportLogsServiceRequest(
-            resource_logs=[
-                ResourceLogs(resource=self._resource, scope_logs=[ScopeLogs(scope=self._scope, log_records=records)])
-            ]
-        )
+            record.body.string_value = event.body
+            add_attribute = record.attributes.add
+            for key, value in self._attributes(event).items():
+                target = add_attribute(key=key).value
+                kind = type(value)
+                if kind is str:
+                    target.string_value = value
+                elif kind is int:
+                    target.int_value = value
+                elif kind is float:
+                    target.double_value = value
+                elif kind is bool:
+                    target.bool_value = value
+                else:
+                    target.CopyFrom(any_value(value))
         body: bytes = request.SerializeToString()
         return body
 
