@@ -193,3 +193,24 @@ def test_a_collector_outage_delays_delivery_and_loses_nothing(
     assert Counter(r["attributes"]["log.record.uid"] for r in received) == Counter(
         e.attributes["log.record.uid"] for e in shipped
     )
+
+
+def test_an_idle_service_still_exports_its_own_metrics(
+    collector: DevCollector, events: list[Event], tmp_path: Path
+) -> None:
+    config = make_config(tmp_path, endpoint=collector.http_endpoint).model_copy(
+        update={"metrics": MetricsConfig(interval=0.2)}
+    )
+    sink = build_sink(config, self_metrics=SelfMetrics(), stop=threading.Event())
+    sink.ship(events[:10])
+    assert final_points(collector, "logtail.records")
+    collector.clear()
+    sink.ship([])  # too soon: nothing is due
+    time.sleep(0.3)
+    assert collector.metrics() == []
+    sink.ship([])
+    records = final_points(collector, "logtail.records")
+    exported = sum(p["value"] for p in records if p["attributes"]["logtail.outcome"] == "exported")
+    assert exported == sum(1 for e in events[:10] if not e.attributes.get("logtail.twin"))
+    assert not [p for p in collector.metrics() if p["name"].startswith("librechat.")]  # unchanged series are not resent
+    sink.close()

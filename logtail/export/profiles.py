@@ -40,6 +40,8 @@ O2_RESERVED: Final = frozenset(
     }
 )
 _O2_FOLD: Final = re.compile(r"[^a-z0-9_]")
+# Keys come from log content (leftover metadata), so the cache of their folded names is bounded.
+KEY_CACHE_CAP: Final = 10_000
 # A stable namespace for service.instance.id, so the same host and log directory keep one id across restarts.
 _INSTANCE_NAMESPACE: Final = uuid.UUID("0b9d3f4e-3c1a-4a52-9a0e-6c1e5b7d2f10")
 
@@ -100,7 +102,8 @@ class O2Attributes:
             column = o2_fold(key)
             if column in self._taken:
                 column = f"attr_{column}"
-            self._cache[key] = column
+            if len(self._cache) < KEY_CACHE_CAP:
+                self._cache[key] = column
         return column
 
     def __call__(self, attributes: Mapping[str, Any]) -> Mapping[str, Any]:
