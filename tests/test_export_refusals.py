@@ -73,8 +73,11 @@ def dead_letters(tmp_path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in (tmp_path / "dead.jsonl").read_bytes().splitlines()]
 
 
-def test_503_then_200_delivers_every_record_once(events: list[Event], tmp_path: Path) -> None:
-    with StubBackend(sequence(Reply(503), Reply(503))) as backend:
+@pytest.mark.parametrize("backend_type", [StubBackend, GrpcStubBackend])
+def test_unavailable_then_ok_delivers_every_record_once(
+    backend_type: type[Backend], events: list[Event], tmp_path: Path
+) -> None:
+    with backend_type(sequence(Reply(503), Reply(503))) as backend:
         sink, metrics = sink_for(backend, tmp_path)
         sink.ship(events)
     assert [r.status for r in backend.requests] == [503, 503, 200]

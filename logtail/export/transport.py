@@ -147,14 +147,7 @@ def _error_text(response: httpx.Response) -> str:
 class HttpTransport:
     """OTLP/HTTP with protobuf or JSON bodies, over one pooled httpx client."""
 
-    def __init__(
-        self,
-        export: ExportConfig,
-        urls: dict[Signal, str],
-        headers: dict[str, str],
-        *,
-        client: httpx.Client | None = None,
-    ) -> None:
+    def __init__(self, export: ExportConfig, urls: dict[Signal, str], headers: dict[str, str]) -> None:
         self._json = export.protocol == "http/json"
         self._gzip = export.compression == "gzip"
         self._urls = urls
@@ -164,7 +157,7 @@ class HttpTransport:
             **({"Content-Encoding": "gzip"} if self._gzip else {}),
         }
         https = any(url.startswith("https:") for url in urls.values())
-        self._client = client or httpx.Client(verify=ssl_context(export.tls) if https else True, timeout=export.timeout)
+        self._client = httpx.Client(verify=ssl_context(export.tls) if https else True, timeout=export.timeout)
 
     def send(self, signal: Signal, body: bytes) -> Answer:
         content = gzip.compress(body, GZIP_LEVEL, mtime=0) if self._gzip else body
