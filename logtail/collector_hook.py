@@ -3,16 +3,22 @@
 rotel loads this file into its embedded interpreter (the system Python, standard library only)
 and calls `process_logs` / `process_metrics` per request. The output path comes from the
 LOGTAIL_COLLECTOR_OUT environment variable of the rotel process.
+
+With LOGTAIL_COLLECTOR_COUNT=1 (the benchmark) it writes one line per request instead: how many records
+or points arrived, their body bytes, and each record's delay from its own timestamp to its arrival in
+milliseconds (counted per millisecond), so the receiver stays cheap however fast the sender is.
 """
 
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 _OUT = os.environ.get("LOGTAIL_COLLECTOR_OUT", "received.jsonl")
 _LOCK = threading.Lock()
+_COUNT_ONLY = os.environ.get("LOGTAIL_COLLECTOR_COUNT") == "1"
 
 
 def _value(v: Any) -> Any:
@@ -46,7 +52,25 @@ def process_logs(resource_logs: Any) -> None:
         _write([{"signal": "hook_error", "error": repr(exc)}])
 
 
+def _count_logs(resource_logs: Any) -> None:
+    now = time.time_ns()
+    records = body_bytes = 0
+    delays: dict[int, int] = {}
+    for sl in resource_logs.scope_logs:
+        for lr in sl.log_records:
+            records += 1
+            delay = (now - lr.time_unix_nano) // 1_000_000
+            delays[delay] = delays.get(delay, 0) + 1
+            body = lr.body.value if lr.body is not None else None
+            if isinstance(body, str):
+                body_bytes += len(body)
+    _write([{"signal": "log_count", "records": records, "bytes": body_bytes, "delay_ms": delays}])
+
+
 def _process_logs(resource_logs: Any) -> None:
+    if _COUNT_ONLY:
+        _count_logs(resource_logs)
+        return
     resource = _attrs(resource_logs.resource.attributes) if resource_logs.resource else {}
     rows: list[dict[str, Any]] = []
     for sl in resource_logs.scope_logs:
@@ -108,6 +132,10 @@ def process_metrics(resource_metrics: Any) -> None:
 
 
 def _process_metrics(resource_metrics: Any) -> None:
+    if _COUNT_ONLY:
+        points = sum(len(metric.data[0].data_points) for sm in resource_metrics.scope_metrics for metric in sm.metrics)
+        _write([{"signal": "metric_count", "points": points}])
+        return
     resource = _attrs(resource_metrics.resource.attributes) if resource_metrics.resource else {}
     rows: list[dict[str, Any]] = []
     for sm in resource_metrics.scope_metrics:

@@ -16,6 +16,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -46,14 +48,31 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+@dataclass(slots=True)
+class Counts:
+    """What a count-only collector received: records, their body bytes, metric points, and per-record
+    delays from the record's timestamp to its arrival (milliseconds -> records)."""
+
+    records: int = 0
+    bytes: int = 0
+    points: int = 0
+    delay_ms: Counter[int] = field(default_factory=Counter)
+
+
 class DevCollector:
-    """A running rotel-agent on free loopback ports; use as a context manager."""
+    """A running rotel-agent on free loopback ports; use as a context manager.
+
+    `count_only` makes the hook count what arrives (`counts()`) instead of writing every record, so a
+    benchmark measures the sender, not the receiver.
+    """
 
     def __init__(
         self,
         workdir: Path | None = None,
         logs_http_path: str | None = None,
         metrics_http_path: str | None = None,
+        *,
+        count_only: bool = False,
     ) -> None:
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="logtail-collector-")
         self.workdir = workdir or Path(self._tmp.name)  # type: ignore[union-attr]
@@ -63,6 +82,7 @@ class DevCollector:
         self.http_port = free_port()
         self._paths = (logs_http_path, metrics_http_path)
         self._proc: subprocess.Popen[bytes] | None = None
+        self._count_only = count_only
 
     @property
     def grpc_endpoint(self) -> str:
@@ -94,6 +114,8 @@ class DevCollector:
         if metrics_path:
             cmd += ["--otlp-receiver-metrics-http-path", metrics_path]
         env = dict(os.environ, LOGTAIL_COLLECTOR_OUT=str(self.out), NO_COLOR="1")
+        if self._count_only:
+            env["LOGTAIL_COLLECTOR_COUNT"] = "1"
         log = (self.workdir / "agent.log").open("ab")
         self._proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
@@ -160,6 +182,17 @@ class DevCollector:
             logs = self.logs()
         time.sleep(settle)
         return self.logs()
+
+    def counts(self) -> Counts:
+        counts = Counts()
+        for row in self.received():
+            if row["signal"] == "log_count":
+                counts.records += row["records"]
+                counts.bytes += row["bytes"]
+                counts.delay_ms.update({int(ms): n for ms, n in row["delay_ms"].items()})
+            elif row["signal"] == "metric_count":
+                counts.points += row["points"]
+        return counts
 
     def clear(self) -> None:
         self.out.write_bytes(b"")
