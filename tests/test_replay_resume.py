@@ -1,0 +1,44 @@
+"""An interrupted `logtail replay` continues where it stopped: nothing lost, nothing sent twice."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures.generate import generate
+from logtail.devcollector import DevCollector
+from tests.test_replay import LOGTAIL, event_uids, expected_events, replay, uids
+
+
+@pytest.mark.slow
+def test_sigterm_mid_replay_then_the_same_command_delivers_the_rest_exactly_once(
+    collector: DevCollector, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    # Rotated and gzipped like LibreChat's archives, so the stop lands inside one of many files.
+    generate(logs, corpus="v0.8", families=("error", "debug", "meili"), records=20_000, max_size=1 << 19, gzip=True)
+    state = tmp_path / "replay.json"
+    args = [LOGTAIL, "replay", str(logs), "--endpoint", collector.http_endpoint, "--state", str(state)]
+    running = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(collector.logs()) < 2000 and running.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        running.send_signal(signal.SIGTERM)
+        out, err = running.communicate(timeout=60)
+    finally:
+        running.kill()
+    assert running.returncode == 143, out + err
+    assert "interrupted" in err
+    first = len(collector.logs())
+    expected = expected_events(logs)
+    assert 0 < first < len(expected)
+
+    done = replay(logs, "--endpoint", collector.http_endpoint, state=state)
+    assert done.returncode == 0, done.stderr
+    received = collector.wait_for_logs(len(expected))
+    assert uids(received) == event_uids(expected)  # every record, each once
