@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 import time
 from collections import Counter
@@ -214,3 +216,27 @@ def test_an_idle_service_still_exports_its_own_metrics(
     assert exported == sum(1 for e in events[:10] if not e.attributes.get("logtail.twin"))
     assert not [p for p in collector.metrics() if p["name"].startswith("librechat.")]  # unchanged series are not resent
     sink.close()
+
+
+def test_content_the_encoder_cannot_carry_costs_only_its_own_record(
+    collector: DevCollector, events: list[Event], tmp_path: Path
+) -> None:
+    batch = [dataclasses.replace(e, attributes=dict(e.attributes)) for e in events[:40]]
+    batch = [e for e in batch if not e.attributes.get("logtail.twin")]
+    batch[3].attributes["librechat.search.documents"] = 10**30  # beyond int64
+    batch[7].body = "lone \ud800 surrogate"  # not encodable as UTF-8
+    sink = build_sink(
+        make_config(tmp_path, endpoint=collector.http_endpoint),
+        self_metrics=SelfMetrics(),
+        stop=threading.Event(),
+        dead_letter_path=tmp_path / "dead.jsonl",
+    )
+    sink.ship(batch)
+    sink.close()
+    received = collector.wait_for_logs(len(batch) - 1)
+    by_uid = {r["attributes"]["log.record.uid"]: r for r in received}
+    assert len(received) == len(by_uid) == len(batch) - 1
+    assert by_uid[batch[3].attributes["log.record.uid"]]["attributes"]["librechat.search.documents"] == str(10**30)
+    (letter,) = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert letter["attributes"]["log.record.uid"] == batch[7].attributes["log.record.uid"]
+    assert letter["status"] == "not encodable"

@@ -24,6 +24,9 @@ from parsers.event import Event
 
 SCOPE_NAME: Final = "logtail"
 EVENT_NAME_ATTRIBUTE: Final = "otel.event.name"
+# Numbers in log text can exceed int64; such values travel as their decimal text.
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
 
 # Rewrites one event's attributes for a backend (profiles.py); None keeps them as they are.
 AttributeMap = Callable[[Mapping[str, Any]], Mapping[str, Any]]
@@ -36,7 +39,7 @@ def any_value(value: Any) -> AnyValue:
     if isinstance(value, bool):
         return AnyValue(bool_value=value)
     if isinstance(value, int):
-        return AnyValue(int_value=value)
+        return AnyValue(int_value=value) if INT64_MIN <= value <= INT64_MAX else AnyValue(string_value=str(value))
     if isinstance(value, float):
         return AnyValue(double_value=value)
     if isinstance(value, list | tuple):
@@ -57,7 +60,7 @@ def json_value(value: Any) -> dict[str, Any]:
     if isinstance(value, bool):
         return {"boolValue": value}
     if isinstance(value, int):
-        return {"intValue": str(value)}
+        return {"intValue": str(value)} if INT64_MIN <= value <= INT64_MAX else {"stringValue": str(value)}
     if isinstance(value, float):
         return {"doubleValue": value}
     if isinstance(value, list | tuple):
@@ -109,7 +112,7 @@ class LogEncoder:
                 kind = type(value)
                 if kind is str:
                     target.string_value = value
-                elif kind is int:
+                elif kind is int and INT64_MIN <= value <= INT64_MAX:
                     target.int_value = value
                 elif kind is float:
                     target.double_value = value

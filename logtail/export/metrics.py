@@ -30,7 +30,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from logtail.config import MetricsConfig
-from logtail.export.encode import SCOPE_NAME, key_values
+from logtail.export.encode import INT64_MAX, INT64_MIN, SCOPE_NAME, key_values
 from logtail.selfmetrics import DURATION_BOUNDS, Snapshot
 from parsers.event import Event
 
@@ -94,7 +94,7 @@ class Series:
 
     start_unix_nano: int
     time_unix_nano: int
-    value: float = 0
+    value: float = 0  # int while every value added is one
     count: int = 0
     buckets: list[int] = field(default_factory=list)
 
@@ -259,7 +259,7 @@ class Aggregator:
 
 
 def number_point(attributes: Mapping[str, Any], start: int, time: int, value: float) -> NumberDataPoint:
-    if isinstance(value, int):
+    if isinstance(value, int) and INT64_MIN <= value <= INT64_MAX:
         return NumberDataPoint(
             attributes=key_values(attributes), start_time_unix_nano=start, time_unix_nano=time, as_int=value
         )

@@ -6,6 +6,7 @@ dead-lettered, so the caller may commit checkpoints; it blocks meanwhile, which 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import random
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-import orjson
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from logtail.export.metrics import Aggregator
@@ -56,11 +56,15 @@ class DeadLetters:
     def write(self, events: Sequence[Event], answer: Answer) -> None:
         when = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         reason = answer.message or "refused by the backend"
-        lines = b"".join(
-            orjson.dumps({**event.to_json_dict(), "reason": reason, "status": answer.status, "dead_lettered_at": when})
-            + b"\n"
+        # ASCII-escaped stdlib JSON: a record refused for odd content (lone surrogates) must still be written.
+        lines = "".join(
+            json.dumps(
+                {**event.to_json_dict(), "reason": reason, "status": answer.status, "dead_lettered_at": when},
+                default=str,
+            )
+            + "\n"
             for event in events
-        )
+        ).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
@@ -140,13 +144,18 @@ class Shipper:
         """Send `events` as one request, or as halves when that one is too large or refused."""
         if not events:
             return
-        body = self._encode(events, time.time_ns())
-        if len(body) > self._max_bytes and len(events) > 1:
-            half = len(events) // 2
-            self._deliver(events[:half])
-            self._deliver(events[half:])
-            return
-        answer = self.send("logs", body)
+        try:
+            body = self._encode(events, time.time_ns())
+        except (ValueError, TypeError, UnicodeError) as exc:
+            # Content the encoder cannot represent costs its own record (found like a refusal), never the stream.
+            answer = Answer("refused", "not encodable", message=f"{type(exc).__name__}: {exc}")
+        else:
+            if len(body) > self._max_bytes and len(events) > 1:
+                half = len(events) // 2
+                self._deliver(events[:half])
+                self._deliver(events[half:])
+                return
+            answer = self.send("logs", body)
         if answer.kind == "ok" and answer.rejected == 0:
             self._acknowledge(events)
         elif len(events) == 1 or (answer.kind == "ok" and answer.rejected >= len(events)):
