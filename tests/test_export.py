@@ -20,7 +20,7 @@ from logtail.files import discover
 from logtail.pipeline import Pipeline
 from logtail.read import read_events
 from logtail.selfmetrics import SelfMetrics
-from parsers.event import Event
+from parsers.event import Attributes, Event
 
 CORPORA = ("v0.7", "v0.8")
 
@@ -240,3 +240,26 @@ def test_content_the_encoder_cannot_carry_costs_only_its_own_record(
     (letter,) = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert letter["attributes"]["log.record.uid"] == batch[7].attributes["log.record.uid"]
     assert letter["status"] == "not encodable"
+
+
+def test_metrics_survive_label_and_value_content_from_the_logs() -> None:
+    aggregator = Aggregator(MetricsConfig(), {"service.name": "librechat"}, "0")
+    usage: Attributes = {
+        "gen_ai.usage.input_tokens": 5,
+        "gen_ai.request.model": "gpt\ud800",
+        "gen_ai.provider.name": ["x"],
+    }
+    search: Attributes = {"librechat.search.documents": 10**30, "librechat.search.phase": 7}
+    aggregator.add(
+        [
+            Event("librechat.token.usage", 1, "debug", 5, "", usage, "debug", "f", 1, 0, 1),
+            Event("librechat.search.sync", 2, "info", 9, "", search, "meili", "f", 2, 1, 2),
+        ]
+    )
+    request = aggregator.request(aggregator.take(), SelfMetrics().snapshot(), 3)
+    assert request.SerializeToString()
+    points = {m.name: m for m in request.resource_metrics[0].scope_metrics[0].metrics}
+    assert points["librechat.search.documents"].sum.data_points[0].as_double == 1e30
+    labels = {kv.key: kv.value.string_value for kv in points["librechat.tokens"].sum.data_points[0].attributes}
+    assert labels["gen_ai.request.model"] == "gpt?"
+    assert labels["gen_ai.provider.name"] == "['x']"

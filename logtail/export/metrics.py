@@ -182,8 +182,7 @@ class Aggregator:
             self._record("librechat.credits", event, self._model_labels(event.attributes) + extra, amount)
 
     def _record(self, name: str, event: Event, labels: Sequence[tuple[str, Any]], value: float) -> None:
-        # Label values come from log content: anything but a scalar is named by its text, so it stays hashable.
-        key: AttrKey = tuple(sorted((k, v if isinstance(v, str | int | float) else str(v)) for k, v in labels))
+        key: AttrKey = tuple(sorted((k, _label(v)) for k, v in labels))
         streams = self._series[name]
         series = streams.get(key)
         if series is None:
@@ -256,6 +255,16 @@ class Aggregator:
             for s, key in ((streams[key], key) for key in keys)
         ]
         return cumulative_sum(instrument, points_n)
+
+
+def _label(value: Any) -> str | int | float:
+    """A label value from log content that is hashable and encodable: other types and text that is not
+    valid Unicode (lone surrogates) become clean text, and integers beyond int64 their decimal text."""
+    if isinstance(value, str):
+        return value if value.isascii() else value.encode("utf-8", "replace").decode("utf-8")
+    if (isinstance(value, int) and INT64_MIN <= value <= INT64_MAX) or isinstance(value, float):
+        return value
+    return _label(str(value))
 
 
 def number_point(attributes: Mapping[str, Any], start: int, time: int, value: float) -> NumberDataPoint:
