@@ -4,6 +4,8 @@ window, twins, resuming from the checkpoint, exit codes, progress and summary.""
 from __future__ import annotations
 
 import io
+import os
+import pty
 import stat
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from logtail.replay import NS, Window, parse_time, select_files
 from logtail.replay_state import ReplayState, StateError
 from parsers.event import Event
 from parsers.winston import iso_to_ns
+from tests.stub_backend import Reply, StubBackend
 
 LOGTAIL = str(Path(sys.executable).with_name("logtail"))
 
@@ -226,3 +229,61 @@ def test_plain_progress_lines_and_the_terminal_bar() -> None:
     progress = Progress(1000, bar, tty=True, every=0)
     progress.advance(1000, 10, "x.log")
     assert bar.getvalue().startswith("\r\x1b[K[########################] 100%")
+
+
+def test_refused_records_are_dead_lettered_reported_and_the_replay_still_succeeds(
+    samples: Path, tmp_path: Path
+) -> None:
+    def refuse_bans(records: list[Any]) -> Reply:
+        return Reply(400, message="no bans here") if any(r.event_name == "librechat.ban" for r in records) else Reply()
+
+    corpus = samples / "v0.7"
+    expected = expected_events(corpus)
+    bans = sum(1 for e in expected if e.event_name == "librechat.ban")
+    assert bans > 0
+    with StubBackend(refuse_bans) as backend:
+        done = replay(corpus, "--endpoint", backend.endpoint, state=tmp_path / "replay.json")
+        stored = len(backend.stored)
+    assert done.returncode == 0, done.stderr
+    dead = tmp_path / "replay-dead-letters.jsonl"
+    assert f"dead letters: {bans} refused records written to {dead}" in done.stdout
+    assert len(dead.read_text().splitlines()) == bans
+    assert stored == len(expected) - bans
+
+
+def test_on_a_terminal_progress_is_a_bar_redrawn_in_place(
+    collector: DevCollector, samples: Path, tmp_path: Path
+) -> None:
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [
+                LOGTAIL,
+                "replay",
+                str(samples / "v0.8"),
+                "--endpoint",
+                collector.http_endpoint,
+                "--state",
+                str(tmp_path / "s"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=60,
+            check=False,
+        )
+        os.close(follower)
+        shown = b""
+        while chunk := _read(leader):
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert done.returncode == 0
+    assert shown.startswith(b"\r\x1b[K") and b"replay: " in shown and b"records/s)" in shown
+    assert b"\n" not in shown.rstrip(b"\r\n")  # one line, rewritten
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO once the terminal's other side is closed
+        return b""
