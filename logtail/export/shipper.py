@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 
 from logtail.export.metrics import Aggregator
 from logtail.export.transport import Answer, Signal, Transport
+from logtail.pipeline import TWIN
 from logtail.selfmetrics import SelfMetrics
 from logtail.sink import ShutdownInterrupted
 from parsers import UNPARSED
@@ -29,7 +30,6 @@ from parsers.event import Event
 
 log = logging.getLogger(__name__)
 
-TWIN: Final = "logtail.twin"
 BACKOFF_INITIAL: Final = 0.5
 BACKOFF_MAX: Final = 30.0
 RETRY_AFTER_MAX: Final = 300.0  # a server asking for longer is waited on in several rounds
@@ -121,12 +121,12 @@ class Shipper:
         shipped = events
         if not self._ship_twins:
             shipped = [event for event in events if not event.attributes.get(TWIN)]
-            if len(shipped) != len(events):
-                self._skip([event for event in events if event.attributes.get(TWIN)])
         for start in range(0, len(shipped), self._max_records):
             self._deliver(shipped[start : start + self._max_records])
+        # Counted only now: had `ship` been interrupted, these events would be shipped (and counted) again.
+        if len(shipped) != len(events):
+            self._skip([event for event in events if event.attributes.get(TWIN)])
         if self._metrics is not None:
-            # Counted only now: had `ship` been interrupted, these events would be shipped (and counted) again.
             self._metrics.aggregator.add(events)
             if time.monotonic() - self._metrics_sent >= self._metrics.interval:
                 self._export_metrics(self._metrics, patient=False)
@@ -155,7 +155,7 @@ class Shipper:
                 self._deliver(events[:half])
                 self._deliver(events[half:])
                 return
-            answer = self.send("logs", body)
+            answer = self._send("logs", body)
         if answer.kind == "ok" and answer.rejected == 0:
             self._acknowledge(events)
         elif len(events) == 1 or (answer.kind == "ok" and answer.rejected >= len(events)):
@@ -196,7 +196,7 @@ class Shipper:
         body = metrics.encode(aggregator.request(taken, self._self.snapshot(), time.time_ns()))
         self._metrics_sent = time.monotonic()
         try:
-            answer = self.send("metrics", body) if patient else self._attempt("metrics", body)
+            answer = self._send("metrics", body) if patient else self._attempt("metrics", body)
         except (ShutdownInterrupted, ExportGaveUp) as exc:
             answer = Answer("retry", "not sent", message=str(exc))
         if answer.kind == "retry":
@@ -213,7 +213,7 @@ class Shipper:
         self._self.observe_export(time.monotonic() - began, acked=answer.kind == "ok" and not answer.rejected)
         return answer
 
-    def send(self, signal: Signal, body: bytes) -> Answer:
+    def _send(self, signal: Signal, body: bytes) -> Answer:
         """The first answer that is not worth retrying. Retries with exponential backoff and jitter, never
         waiting less than a Retry-After; raises ShutdownInterrupted when `stop` is set, ExportGaveUp once
         failures have lasted the retry deadline (None: retries forever)."""
