@@ -18,6 +18,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -271,6 +272,7 @@ class Replay:
         if not batch:
             return
         self.pipeline.process(batch)
+        self.result.read += len(batch)
         selected = batch
         if self.window.bounded:
             selected = [event for event in batch if self.window.contains(event.time_unix_nano)]
@@ -280,7 +282,6 @@ class Replay:
         self.self_metrics.add_bytes(log_file.family, end - mark.offset)
         if self.progress:
             self.progress.advance(end - mark.offset, len(batch), log_file.path.name)
-        self.result.read += len(batch)
         mark.offset = end
         self._save()
 
@@ -313,7 +314,7 @@ def dead_letter_path(state: Path) -> Path:
 
 def format_summary(result: ReplayResult, dead_letters: Path, state: Path) -> str:
     s = result.summary
-    lines = [f"replayed {result.files} files: {result.read:,} records read, {s.acknowledged:,} acknowledged"]
+    lines = [f"{result.files} files: {result.read:,} records read, {s.acknowledged:,} acknowledged"]
     skipped = []
     if s.skipped:
         skipped.append(f"{s.skipped:,} debug-file twins of error-file records")
@@ -354,10 +355,11 @@ def replay_command(
 ) -> None:
     """Ship archived logs, oldest first, and exit 0 only when every record was acknowledged or dead-lettered."""
     logging.basicConfig(format="logtail replay: %(message)s", level=logging.WARNING)
-    now = dt.datetime.now(dt.UTC)
+    now_ns = time.time_ns()
     try:
-        now_ns = calendar.timegm(now.utctimetuple()) * NS
         window = Window(*(parse_time(t, now_ns) if t else None for t in (since, until)))
+        if window.since_ns is not None and window.until_ns is not None and window.since_ns >= window.until_ns:
+            raise ValueError(f"--since {since} is not before --until {until}")
     except ValueError as exc:
         _stderr(f"--since/--until: {exc}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
