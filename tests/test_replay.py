@@ -159,6 +159,28 @@ def test_an_unreadable_path_is_reported_and_the_others_are_shipped(
     assert uids(collector.wait_for_logs(len(expected))) == event_uids(expected)
 
 
+def test_a_damaged_archive_is_reported_and_the_records_before_the_damage_are_shipped(
+    collector: DevCollector, samples: Path, tmp_path: Path
+) -> None:
+    source = samples / "v0.8" / "logs" / "debug-2025-11-24.log.gz"
+    damaged = tmp_path / "logs" / source.name
+    damaged.parent.mkdir()
+    damaged.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    (log_file,) = select_files([damaged])[0]
+    readable = []
+    with pytest.raises(EOFError):
+        for event in read_events(log_file):
+            readable.append(event)
+    assert readable
+    done = replay(damaged.parent, "--endpoint", collector.http_endpoint, state=tmp_path / "s.json")
+    assert done.returncode == 2
+    assert [line for line in done.stderr.splitlines() if str(damaged) in line] == [
+        f"logtail replay: {damaged}: Compressed file ended before the end-of-stream marker was reached "
+        "(records before the damage were shipped)"
+    ]
+    assert uids(collector.wait_for_logs(len(readable))) == event_uids(readable)
+
+
 def test_a_dead_endpoint_fails_after_the_deadline_and_the_next_run_delivers_everything(
     collector: DevCollector, samples: Path, tmp_path: Path
 ) -> None:
