@@ -340,17 +340,24 @@ def _stderr(line: str, *, clear: bool = False) -> None:
 
 def replay_command(
     paths: Annotated[list[Path], typer.Argument(help="log files, directories or .gz archives", show_default=False)],
-    endpoint: Annotated[str | None, typer.Option(help="OTLP endpoint; overrides the configuration")] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(metavar="URL", help="OTLP endpoint; overrides the configuration")
+    ] = None,
     protocol: Annotated[ProtocolChoice | None, typer.Option(help="OTLP protocol; overrides the configuration")] = None,
-    since: Annotated[str | None, typer.Option(help="first record time: 2025-11-24, 2025-11-24T13:00Z or 7d")] = None,
-    until: Annotated[str | None, typer.Option(help="records before this time (exclusive), same forms")] = None,
+    since: Annotated[
+        str | None, typer.Option(metavar="T", help="first record time: 2025-11-24, 2025-11-24T13:00Z or 7d")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(metavar="T", help="records before this time (exclusive), same forms")
+    ] = None,
     config: ConfigOption = None,
     set_: SetOption = None,
     state: Annotated[
-        Path | None, typer.Option(help="checkpoint file [default: $XDG_STATE_HOME/logtail/replay.json]")
+        Path | None, typer.Option(help="checkpoint file (default: $XDG_STATE_HOME/logtail/replay.json)")
     ] = None,
     deadline: Annotated[
-        float, typer.Option(min=0.1, help="give up when the endpoint keeps failing this many seconds")
+        float,
+        typer.Option(min=0.1, metavar="SECONDS", help="give up when the endpoint keeps failing this many seconds"),
     ] = DEFAULT_DEADLINE,
 ) -> None:
     """Ship archived logs, oldest first, and exit 0 only when every record was acknowledged or dead-lettered."""
