@@ -1,4 +1,4 @@
-"""An interrupted `logtail replay` continues where it stopped: nothing lost, nothing sent twice."""
+"""An interrupted `logtail replay` (Ctrl-C, SIGTERM) continues where it stopped: nothing lost, nothing sent twice."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from tests.test_replay import LOGTAIL, event_uids, expected_events, replay, uids
 
 
 @pytest.mark.slow
-def test_sigterm_mid_replay_then_the_same_command_delivers_the_rest_exactly_once(
-    collector: DevCollector, tmp_path: Path
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_mid_replay_then_the_same_command_delivers_the_rest_exactly_once(
+    stop: signal.Signals, code: int, collector: DevCollector, tmp_path: Path
 ) -> None:
     logs = tmp_path / "logs"
     # Rotated and gzipped like LibreChat's archives, so the stop lands inside one of many files.
@@ -28,11 +29,11 @@ def test_sigterm_mid_replay_then_the_same_command_delivers_the_rest_exactly_once
         deadline = time.monotonic() + 60
         while len(collector.logs()) < 2000 and running.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        running.send_signal(signal.SIGTERM)
+        running.send_signal(stop)
         out, err = running.communicate(timeout=60)
     finally:
         running.kill()
-    assert running.returncode == 143, out + err
+    assert running.returncode == code, out + err
     assert "interrupted" in err
     first = len(collector.logs())
     expected = expected_events(logs)
