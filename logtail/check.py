@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import socket
-import ssl
 import sys
 import time
 import urllib.parse
@@ -16,19 +15,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-import grpc
-import httpx
 import typer
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 
-from logtail.config import Config, ConfigError, ConfigOption, ExportConfig, SetOption, load_config
+from logtail.config import Config, ConfigError, ConfigOption, SetOption, load_config, safe_url
+from logtail.export import open_transports
+from logtail.export.profiles import destination
 
 EXIT_OK: Final = 0
 EXIT_CONFIG: Final = 2
 EXIT_ENDPOINT: Final = 3
-
-_CONTENT_TYPES: Final = {"http/protobuf": "application/x-protobuf", "http/json": "application/json"}
 
 
 def path_problems(config: Config) -> list[str]:
@@ -79,82 +75,36 @@ def load_checked(path: Path | None, overrides: Sequence[str] = (), env: Mapping[
     return config
 
 
-def probe_endpoint(export: ExportConfig) -> str | None:
-    """Send one empty log export the way the service will; None when accepted, else why not."""
-    url = urllib.parse.urlsplit(export.endpoint)
-    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+def probe_endpoint(config: Config) -> str | None:
+    """Send one empty log export exactly as the service will (same profile URL, headers, TLS and transport);
+    None when accepted, else why not."""
+    export = config.export
+    dest = destination(config)
+    host = urllib.parse.urlsplit(export.endpoint).hostname or ""
     try:
-        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         return f"export.endpoint: cannot resolve {host}: {exc.strerror}"
-    try:
-        if export.protocol == "grpc":
-            return _probe_grpc(export, host, port, url.scheme == "https")
-        return _probe_http(export)
-    except Exception as exc:  # an operator tool reports, it does not crash
-        return f"export.endpoint: {export.endpoint}: {type(exc).__name__}: {exc}"
-
-
-def _ssl_context(export: ExportConfig) -> ssl.SSLContext:
-    tls = export.tls
-    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-    if tls.cert_file and tls.key_file:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
-    if tls.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def _probe_http(export: ExportConfig) -> str | None:
-    url = f"{export.endpoint}/v1/logs"
+    where = dest.logs.grpc_target + " (gRPC)" if export.protocol == "grpc" else safe_url(dest.logs.url)
     # Some receivers refuse a bare `{}`; an explicit empty list is the canonical empty request.
     body = b'{"resourceLogs":[]}' if export.protocol == "http/json" else ExportLogsServiceRequest().SerializeToString()
-    headers = {**export.headers, "Content-Type": _CONTENT_TYPES[export.protocol]}
     try:
-        with httpx.Client(verify=_ssl_context(export), timeout=export.timeout) as client:
-            response = client.post(url, content=body, headers=headers)
-    except httpx.TimeoutException:
-        return f"export.endpoint: {url}: no answer within export.timeout ({export.timeout:g} s)"
-    except httpx.TransportError as exc:
-        return f"export.endpoint: {url}: cannot connect: {_reason(exc)}"
-    if response.is_success:
+        transport = open_transports(config, dest)["logs"]
+        try:
+            answer = transport.send("logs", body)
+        finally:
+            transport.close()
+    except Exception as exc:  # an operator tool reports, it does not crash (unreadable CA file, bad cert…)
+        return f"export.endpoint: {where}: {type(exc).__name__}: {exc}"
+    if answer.kind == "ok" and not answer.rejected:
         return None
-    hint = {401: " (check export.headers)", 403: " (check export.headers)", 404: " (check the path in export.endpoint)"}
-    return f"export.endpoint: {url}: HTTP {response.status_code}{hint.get(response.status_code, '')}"
-
-
-def _reason(exc: BaseException) -> str:
-    # httpx wraps the OS error; its innermost cause reads best ("[Errno 111] Connection refused").
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return str(exc) or type(exc).__name__
-
-
-def _probe_grpc(export: ExportConfig, host: str, port: int, secure: bool) -> str | None:
-    target = f"{host}:{port}"
-    if secure:
-        tls = export.tls
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=tls.ca_file.read_bytes() if tls.ca_file else None,
-            private_key=tls.key_file.read_bytes() if tls.key_file else None,
-            certificate_chain=tls.cert_file.read_bytes() if tls.cert_file else None,
-        )
-        channel = grpc.secure_channel(target, credentials)
-    else:
-        channel = grpc.insecure_channel(target)
-    metadata = [(key.lower(), value) for key, value in export.headers.items()]
-    try:
-        stub = LogsServiceStub(channel)  # type: ignore[no-untyped-call]
-        stub.Export(ExportLogsServiceRequest(), timeout=export.timeout, metadata=metadata)
-    except grpc.RpcError as exc:
-        code = exc.code() if isinstance(exc, grpc.Call) else None
-        details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-        name = code.name if code else "error"
-        return f"export.endpoint: {target} (gRPC): {name}: {details}"
-    finally:
-        channel.close()
-    return None
+    if answer.status == "timeout":
+        return f"export.endpoint: {where}: no answer within export.timeout ({export.timeout:g} s)"
+    if answer.status == "connection error":
+        return f"export.endpoint: {where}: cannot connect: {answer.message}"
+    hint = {"HTTP 401": " (check export.headers)", "HTTP 403": " (check export.headers)"}
+    hint["HTTP 404"] = " (check the path in export.endpoint)"
+    return f"export.endpoint: {where}: {answer.status}{hint.get(answer.status, '')}"
 
 
 def run_check(config_path: Path | None, overrides: Sequence[str], env: Mapping[str, str] | None = None) -> int:
@@ -166,7 +116,7 @@ def run_check(config_path: Path | None, overrides: Sequence[str], env: Mapping[s
         return EXIT_CONFIG
     local = path_problems(config)
     started = time.monotonic()
-    unreachable = probe_endpoint(config.export)
+    unreachable = probe_endpoint(config)
     _report([*local, *([unreachable] if unreachable else [])])
     if local:
         return EXIT_CONFIG
@@ -175,7 +125,7 @@ def run_check(config_path: Path | None, overrides: Sequence[str], env: Mapping[s
     elapsed = (time.monotonic() - started) * 1000
     typer.echo(
         f"ok: logs {config.source.logs_dir}, state {config.source.state_dir}, "
-        f"{config.export.protocol} {config.export.endpoint} accepted an export in {elapsed:.0f} ms"
+        f"{config.export.protocol} {safe_url(config.export.endpoint)} accepted an export in {elapsed:.0f} ms"
     )
     return EXIT_OK
 

@@ -249,6 +249,14 @@ LEAVES: Final = {leaf.path: leaf for leaf in _leaves(Config)}
 SECTIONS: Final = tuple(Config.model_fields)
 
 
+def safe_url(url: str) -> str:
+    """`url` fit for logs and messages: credentials in its userinfo (`https://user:pass@host`) masked."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc="[REDACTED]@" + parts.netloc.rpartition("@")[2]))
+
+
 def _optional(annotation: Any) -> bool:
     return get_origin(annotation) in (Union, types.UnionType) and type(None) in get_args(annotation)
 
@@ -256,12 +264,14 @@ def _optional(annotation: Any) -> bool:
 def _pairs(text: str) -> dict[str, str]:
     """`k=v,k2=v2` with percent-encoding, the W3C baggage shape OTEL_* variables use."""
     result: dict[str, str] = {}
-    for item in text.split(","):
+    items = text.split(",")
+    for position, item in enumerate(items, 1):
         if not item.strip():
             continue
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"{item.strip()!r} is not key=value")
+            # The item may be a credential (`Authorization: Bearer …`): say where it is, never what it is.
+            raise ValueError(f"item {position} of {len(items)} is not key=value")
         result[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(value.strip())
     return result
 
@@ -449,6 +459,8 @@ def load_config(
     """The validated configuration, or ConfigError listing every problem (one line each, naming the key)."""
     env = os.environ if env is None else env
     layers = _Layers()
+    # The built-in resource is the lowest layer, so adding attributes elsewhere keeps service.name.
+    layers.put("resource", _default_resource(), "the default")
     _otel(layers, env)
     path = config_path(path, env)
     if path is not None:

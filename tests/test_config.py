@@ -272,3 +272,9 @@ def test_an_empty_value_unsets_an_optional_key() -> None:
 def test_bad_values_are_refused_with_the_key_named(override: str, expected: str) -> None:
     [line] = problems(None, overrides=("source.logs_dir=/x", override))
     assert line.startswith(expected)
+
+
+def test_added_resource_attributes_keep_the_default_service_name(tmp_path: Path) -> None:
+    env = {"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=prod"}
+    config = load_config(None, env=env, overrides=[f"source.logs_dir={tmp_path}"])
+    assert config.resource == {"service.name": "librechat", "deployment.environment.name": "prod"}

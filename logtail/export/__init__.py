@@ -20,7 +20,7 @@ from logtail.export.shipper import DeadLetters, ExportGaveUp, MetricExport, Ship
 from logtail.export.transport import GrpcTransport, HttpTransport, Signal, Transport
 from logtail.selfmetrics import SelfMetrics
 
-__all__ = ["ExportGaveUp", "ShipSummary", "Shipper", "build_sink"]
+__all__ = ["ExportGaveUp", "ShipSummary", "Shipper", "build_sink", "open_transports"]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ def _version() -> str:
         return "0"
 
 
-def _transports(config: Config, dest: Destination) -> dict[Signal, Transport]:
+def open_transports(config: Config, dest: Destination) -> dict[Signal, Transport]:
+    """One transport per signal of `dest`; signals sharing an HTTP client or gRPC channel share the object."""
     export = config.export
     endpoints: dict[Signal, Endpoint] = {"logs": dest.logs}
     if dest.metrics is not None:
@@ -81,7 +82,7 @@ def build_sink(
             config.metrics.interval,
         )
     return Shipper(
-        transports=_transports(config, dest),
+        transports=open_transports(config, dest),
         encode=encoder.json if export.protocol == "http/json" else encoder.protobuf,
         self_metrics=self_metrics,
         stop=stop,
