@@ -370,14 +370,16 @@ def replay_command(
     except ValueError as exc:
         _stderr(f"--since/--until: {exc}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    overrides = [f"source.logs_dir={paths[0]}"]  # the service's setting; a replay reads PATHs instead
+    # source.logs_dir is the service's (required) setting; a replay reads PATHs instead. The flags come last
+    # so they beat --set too, and a bad --endpoint is reported under its own name.
+    overrides = [f"source.logs_dir={paths[0]}", *(set_ or [])]
     overrides += [f"export.endpoint={endpoint}"] if endpoint else []
     overrides += [f"export.protocol={protocol.value}"] if protocol else []
     try:
-        settings = load_config(config, overrides=[*overrides, *(set_ or [])])
+        settings = load_config(config, overrides=overrides)
     except ConfigError as exc:
         for line in exc.problems:
-            print(line, file=sys.stderr)
+            print(line.replace("(--set export.endpoint)", "(--endpoint)") if endpoint else line, file=sys.stderr)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     files, bad_paths = select_files(paths)
     for bad in bad_paths:

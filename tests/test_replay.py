@@ -209,6 +209,10 @@ def test_bad_configuration_and_bad_times_exit_2_with_one_line_each(samples: Path
     ]
     done = replay(samples / "v0.7", "--since", "last tuesday", "--endpoint", endpoint, state=tmp_path / "s")
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and "last tuesday" in done.stderr
+    done = replay(samples / "v0.7", "--endpoint", "collector:4318", state=tmp_path / "s")
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        "export.endpoint (--endpoint): must be an http:// or https:// URL with a host"
+    ]
 
 
 def test_a_damaged_or_busy_checkpoint_is_refused_not_overwritten(samples: Path, tmp_path: Path) -> None:
