@@ -174,8 +174,13 @@ class Replay:
         self.dead_letters = dead_letters
         self.note = note
         self.self_metrics = SelfMetrics()
-        # Debug-file error records are twins (left out by the exporter) only when the error file is shipped too.
-        self.pipeline = Pipeline(config.privacy, error_family=any(f.family == "error" for f in files))
+        # One pipeline per directory, i.e. per LibreChat instance: requests correlate only within one, and its
+        # debug-file error records are twins (left out by the exporter) only when its error files are replayed too.
+        with_errors = {f.path.parent for f in files if f.family == "error"}
+        self.pipelines = {
+            folder: Pipeline(config.privacy, error_family=folder in with_errors)
+            for folder in {f.path.parent for f in files}
+        }
         self.result = ReplayResult(files=len(files))
         self.sizes: dict[Path, int] = {}
         for log_file in files:
@@ -271,7 +276,7 @@ class Replay:
     def _ship(self, batch: list[Event], mark: FileProgress, log_file: LogFile, ship: Ship) -> None:
         if not batch:
             return
-        self.pipeline.process(batch)
+        self.pipelines[log_file.path.parent].process(batch)
         self.result.read += len(batch)
         selected = batch
         if self.window.bounded:

@@ -92,17 +92,23 @@ def test_both_corpora_arrive_exactly_once_and_a_second_run_sends_nothing(
     assert len(collector.wait_for_logs(len(expected) + 1, timeout=1)) == len(expected)
 
 
-def test_without_the_error_file_debug_error_records_are_shipped(
+def test_debug_error_records_are_twins_only_where_that_instances_error_files_are_replayed(
     collector: DevCollector, samples: Path, tmp_path: Path
 ) -> None:
-    debug = sorted((samples / "v0.8" / "logs").glob("debug-*"))
-    done = replay(*debug, "--endpoint", collector.http_endpoint, state=tmp_path / "s.json")
+    # Another LibreChat instance's logs directory holding debug files only, replayed beside v0.8's full one.
+    other = tmp_path / "other"
+    other.mkdir()
+    for path in (samples / "v0.7" / "api" / "logs").glob("debug-*"):
+        (other / path.name).write_bytes(path.read_bytes())
+    done = replay(samples / "v0.8", other, "--endpoint", collector.http_endpoint, state=tmp_path / "s.json")
     assert done.returncode == 0, done.stderr
-    records = sum(1 for f in select_files(debug)[0] for _ in read_events(f))
-    received = collector.wait_for_logs(records)
-    assert len(received) == records == len(uids(received))
-    assert sum(1 for r in received if r["severity_text"] == "error") > 0
-    assert "twins" not in done.stdout
+    alone = [e for f in select_files([other])[0] for e in read_events(f)]
+    assert sum(1 for e in alone if e.severity_text == "error") > 0
+    expected = expected_events(samples / "v0.8") + alone
+    received = collector.wait_for_logs(len(expected))
+    assert uids(received) == event_uids(expected)
+    v08 = [e for f in select_files([samples / "v0.8"])[0] for e in read_events(f)]
+    assert f"{len(v08) - len(expected_events(samples / 'v0.8')):,} debug-file twins" in done.stdout
 
 
 def test_since_and_until_select_exactly_the_records_in_the_window(
