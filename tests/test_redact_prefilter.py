@@ -18,8 +18,8 @@ PIECES = st.sampled_from(
         "proxy-authorization", "set-cookie", "Cookie", "credentials", "signature", "key=", "?key=", "Bearer ",
         "bearer", "sk-", "sk-ant-", "AIza", "eyJ", "://", "https://", "user:pw@", "[REDACTED]", ": ", "=", ":",
         '"', "'", "\\", "\\\"", " ", "\n", "-", "_", ".", ",", "{", "}", "[", "]", "&", "abcdefgh", "0123456789",
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "\u00e9", "\u017f", "\u212a", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
-        "sk-proj-abcd1234EFGH5678", "AIzaSyA1234567890abcdefghij", "mongodb://admin:hunter2@db",
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "\u00e9", "\u017f", "\u212a", "\u0130", "\u0131", "\u00df",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "sk-proj-abcd1234EFGH5678", "AIzaSyA1234567890abcdefghij", "mongodb://admin:hunter2@db",
     ]
 )  # fmt: skip
 

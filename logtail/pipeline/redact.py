@@ -64,15 +64,17 @@ _PATTERNS: Final = (
 
 
 # Every match of a pattern above starts with one of these words, or at most _LEAD characters before one
-# (`proxy-` before `authorization`, `set-` before `cookie`, `x-` before `api-key`). In ASCII text, where
-# IGNORECASE is plain lower-casing, finding them in the lower-cased text is a cheap literal search, and the
-# full pattern only needs trying at the few places before each: running it over whole stack traces and
-# messages costs ten times more. Non-ASCII text goes through the full pattern.
+# (`proxy-` before `authorization`, `set-` before `cookie`, `x-` before `api-key`). Finding them in the
+# lower-cased text is a cheap literal search, and the full pattern then only needs trying at the few places
+# before each: running it over whole stack traces and messages costs ten times more.
 _TRIGGERS: Final = re.compile(
     "password|passwd|secret|token|apikey|api-key|api_key|authorization|cookie|credential|signature"
     "|key=|bearer|sk-|aiza|eyj|://"
 )
 _LEAD: Final = 6
+# The only non-ASCII characters IGNORECASE takes for ASCII letters, mapped so that lower-casing finds the words
+# in them too; İ also is the only character whose lower case is longer, which would shift positions.
+_FOLD: Final = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
 
 
 def _secret_key(key: str) -> bool:
@@ -106,14 +108,14 @@ class Redactor:
 
     def text(self, value: str) -> str:
         """`value` with every secret replaced."""
-        value = self._near_triggers(value) if value.isascii() else self._pattern.sub(_replace, value)
+        value = self._near_triggers(value)
         if self._extra is not None:
             value = self._extra.sub(REDACTED, value)
         return value
 
     def _near_triggers(self, value: str) -> str:
-        """`self._pattern.sub(_replace, value)` for ASCII text, trying the pattern only where a match can start."""
-        lowered = value.lower()
+        """`self._pattern.sub(_replace, value)`, trying the pattern only where a match can start."""
+        lowered = value.lower() if value.isascii() else value.translate(_FOLD).lower()
         match = self._pattern.match
         out: list[str] = []
         done = 0  # value[:done] is final
