@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from logtail.files import LogFile
@@ -24,6 +24,7 @@ from parsers.event import SEVERITY
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 STAMP = "2025-11-24T23:25:48.797Z"
+CORE = "Zq7verysecretvalue7788"
 
 CORES = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0123456789", min_size=20, max_size=40)
 B64URL = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", min_size=4, max_size=30)
@@ -111,6 +112,9 @@ def test_secret_in_a_debug_block_leaf(shape: tuple[str, str], before: str, key: 
 
 
 @FUZZ
+@example(  # found by this test: a label before a JSON pair nested in JSON (`token: \"password\":\"x\"`)
+    shape=(f'"password":"{CORE}"', CORE), before=" token: ", path=["config"], where="meta", family="error"
+)
 @given(
     shape=SHAPES,
     before=CONTEXT,

@@ -50,7 +50,7 @@ _PATTERNS: Final = (
     # A quoted value runs to its closing quote (spaces included), a list or object to its bracket; a bare value
     # takes an auth scheme word with it (`token: Bearer x`) and never swallows a label after it (`token: password: x`).
     r"""(?P<kv>""" + _SECRET_KEY_WORDS + r""")(?P<kvsep>(?>\\?["']?\s*[:=]\s*(?P<kvq>\\?["'])?))"""
-    r"""(?!\[REDACTED\]|(?:set-)?cookie\s*:|[\w-]{0,20}""" + _SECRET_KEY_WORDS + r"""["']?\s*[:=])"""
+    r"""(?!\[REDACTED\]|(?:set-)?cookie\s*:|[\w-]{0,20}""" + _SECRET_KEY_WORDS + r"""\\?["']?\s*[:=])"""
     r"""(?(kvq)(?:(?!(?P=kvq))[^\r\n])+|(?:\[[^\]\r\n]*\]?|\{[^}\r\n]*\}?|(?:(?:bearer|basic|token|digest)\s+(?!\[REDACTED\]))?[^\s"'&,;}\]\\]+))""",
     # `?key=…` / `&key=…` query parameters.
     r"(?P<qk>(?<![\w-])key=)[^\s&\"'#]+",
