@@ -1,0 +1,306 @@
+"""`logtail stats PATH... [--json]`: what an archive or a live logs directory says, as a terminal report.
+
+Reads with the same discovery, parsers and pipeline as shipping, so its numbers are those the metrics would
+carry: debug-file twins of error-file records are counted once, tokens and credits go to the model the
+correlator found. Nothing leaves the host.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Annotated, Any, Final
+
+import orjson
+import typer
+
+from logtail.export.metrics import CACHE_TOKEN_TYPES, MODEL, TOKEN_TYPES
+from logtail.files import LogFile
+from logtail.pipeline import TWIN, Pipeline
+from logtail.read import read_events
+from logtail.replay import select_files
+from logtail.sparkline import sparkline
+from parsers.auth import LOGIN
+from parsers.event import Event
+from parsers.moderation import BAN
+from parsers.tokens import TRANSACTION, USAGE
+
+EXIT_BAD_PATH: Final = 2
+UNKNOWN: Final = "(unknown)"
+BATCH: Final = 2048
+TOP: Final = 10
+TOP_EXCEPTIONS: Final = 3
+TOKEN_KINDS: Final = (*TOKEN_TYPES, *CACHE_TOKEN_TYPES)  # (attribute, token type)
+TOKEN_COLUMNS: Final = ("requests", *(token_type for _, token_type in TOKEN_KINDS), "total")
+
+
+@dataclass(slots=True)
+class Stats:
+    """Totals over the events seen; `Counter` keys carry the UTC day (`YYYY-MM-DD`) where a table shows days."""
+
+    records: int = 0
+    twins: int = 0
+    days: set[str] = field(default_factory=set)
+    requests: Counter[str] = field(default_factory=Counter)  # model -> token usage records
+    tokens: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (model, token type, day)
+    credits: defaultdict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))  # (model, day)
+    user_tokens: Counter[str] = field(default_factory=Counter)
+    user_credits: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    errors: Counter[tuple[str, str]] = field(default_factory=Counter)  # (source, day)
+    exception_types: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    bans: Counter[str] = field(default_factory=Counter)  # day
+    banned_users: Counter[str] = field(default_factory=Counter)
+    banned_addresses: Counter[str] = field(default_factory=Counter)
+    login_failures: Counter[tuple[str, str]] = field(default_factory=Counter)  # (client address, day)
+
+    def add(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.records += 1
+            attributes = event.attributes
+            if attributes.get(TWIN):  # its original in the error file is counted
+                self.twins += 1
+                continue
+            day = dt.datetime.fromtimestamp(event.time_unix_nano / 1e9, dt.UTC).date().isoformat()
+            self.days.add(day)
+            name = event.event_name
+            model = str(attributes.get(MODEL, UNKNOWN))
+            user = str(attributes.get("user.id", UNKNOWN))
+            if name == USAGE:
+                self.requests[model] += 1
+                for key, token_type in TOKEN_KINDS:
+                    tokens = _number(attributes.get(key))
+                    self.tokens[model, token_type, day] += int(tokens)
+                    self.user_tokens[user] += int(tokens)
+            elif name == TRANSACTION:
+                amount = _number(attributes.get("librechat.credits"))
+                self.credits[model, day] += amount
+                self.user_credits[user] += amount
+            elif name == BAN:
+                self.bans[day] += 1
+                self.banned_users[user] += 1
+                self.banned_addresses[str(attributes.get("client.address", UNKNOWN))] += 1
+            elif name == LOGIN and attributes.get("librechat.auth.outcome") == "failure":
+                self.login_failures[str(attributes.get("client.address", UNKNOWN)), day] += 1
+            source = attributes.get("librechat.error.source")
+            if source is not None:
+                self.errors[str(source), day] += 1
+                self.exception_types[str(source)][str(attributes.get("exception.type", UNKNOWN))] += 1
+
+    def document(self) -> dict[str, Any]:
+        """Everything the report shows, for machines (`--json`)."""
+        days = sorted(self.days)
+        models = sorted(self.requests)
+        tokens_by_model = {
+            model: {
+                "requests": self.requests[model],
+                **{t: _sum(self.tokens, model, t) for _, t in TOKEN_KINDS},
+                "total": _sum(self.tokens, model),
+                "by_day": _by_day(self.tokens, days, model),
+            }
+            for model in models
+        }
+        credit_models = sorted({model for model, _ in self.credits})
+        users = sorted(
+            set(self.user_tokens) | set(self.user_credits),
+            key=lambda u: (-self.user_tokens[u], self.user_credits.get(u, 0.0), u),
+        )
+        addresses = sorted({a for a, _ in self.login_failures}, key=lambda a: (-_sum(self.login_failures, a), a))
+        sources = sorted({s for s, _ in self.errors}, key=lambda s: (-_sum(self.errors, s), s))
+        return {
+            "records": self.records,
+            "twins": self.twins,
+            "days": days,
+            "tokens": {
+                "total": sum(self.tokens.values()),
+                "by_model": tokens_by_model,
+                "by_day": _by_day(self.tokens, days),
+            },
+            "credits": {
+                "total": _round(sum(self.credits.values())),
+                "by_model": {
+                    m: {"total": _round(_sum(self.credits, m)), "by_day": _by_day(self.credits, days, m)}
+                    for m in credit_models
+                },
+                "by_day": _by_day(self.credits, days),
+            },
+            "users": [
+                {"user": u, "tokens": self.user_tokens[u], "credits": _round(self.user_credits.get(u, 0.0))}
+                for u in users
+            ],
+            "errors": {
+                "total": sum(self.errors.values()),
+                "by_source": {
+                    s: {
+                        "count": _sum(self.errors, s),
+                        "by_day": _by_day(self.errors, days, s),
+                        "exception_types": dict(self.exception_types[s].most_common(TOP_EXCEPTIONS)),
+                    }
+                    for s in sources
+                },
+            },
+            "bans": {
+                "total": sum(self.bans.values()),
+                "by_day": {day: self.bans[day] for day in days},
+                "users": dict(self.banned_users.most_common()),
+                "addresses": dict(self.banned_addresses.most_common()),
+            },
+            "login_failures": {
+                "total": sum(self.login_failures.values()),
+                "by_day": _by_day(self.login_failures, days),
+                "by_address": {a: _sum(self.login_failures, a) for a in addresses if a != UNKNOWN},
+                "without_address": _sum(self.login_failures, UNKNOWN),
+            },
+        }
+
+
+def _number(value: object) -> float:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _round(value: float) -> float:
+    return round(value, 6)  # sums of binary fractions: 7.000000000001 helps nobody
+
+
+def _sum(counts: dict[Any, Any], *prefix: str) -> Any:
+    """Sum of the values whose key starts with `prefix` (day last)."""
+    return sum(v for k, v in counts.items() if k[: len(prefix)] == prefix)
+
+
+def _by_day(counts: dict[Any, Any], days: Sequence[str], *prefix: str) -> dict[str, Any]:
+    totals: defaultdict[str, Any] = defaultdict(int)
+    for key, value in counts.items():
+        if key[: len(prefix)] == prefix:
+            totals[key[-1]] += value
+    return {day: _round(totals[day]) if isinstance(totals[day], float) else totals[day] for day in days}
+
+
+# Text report -------------------------------------------------------------------------------------------
+def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], *, text_last: bool = False) -> list[str]:
+    """A titled table: first column left-aligned, the others right-aligned but a `text_last` column;
+    '(none)' when empty."""
+    if not rows:
+        return [title, "  (none)", ""]
+    widths = [max(len(str(row[i])) for row in (headers, *rows)) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        first, *rest = (str(c) for c in cells)
+        cells_out = [first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(rest, widths[1:], strict=True))]
+        if text_last:
+            cells_out[-1] = rest[-1]
+        return "  " + "  ".join(cells_out).rstrip()
+
+    return [title, line(headers), *(line(row) for row in rows), ""]
+
+
+def _spark(by_day: dict[str, Any]) -> str:
+    return sparkline(list(by_day.values()))
+
+
+def report(doc: dict[str, Any]) -> str:
+    days = doc["days"]
+    span = f"{days[0]} … {days[-1]} ({len(days)} days)" if days else "no dated records"
+    lines = [f"{doc['records']:,} records, {doc['twins']:,} debug-file twins counted once; {span}", ""]
+    tokens = doc["tokens"]
+    lines += table(
+        f"Tokens by model ({tokens['total']:,} in all)",
+        ["model", "requests", "input", "output", "cache read", "cache write", "total", "per day"],
+        [
+            [m, *(f"{t[k]:,}" for k in TOKEN_COLUMNS), _spark(t["by_day"])]
+            for m, t in sorted(tokens["by_model"].items(), key=lambda item: -item[1]["total"])
+        ],
+    )
+    credits = doc["credits"]
+    lines += table(
+        "Tokens and credits by day",
+        ["day", "tokens", "credits"],
+        [[day, f"{tokens['by_day'][day]:,}", f"{credits['by_day'][day]:,.2f}"] for day in days],
+    )
+    lines += table(
+        f"Credits by model ({credits['total']:,.2f} in all)",
+        ["model", "credits", "per day"],
+        [
+            [m, f"{c['total']:,.2f}", _spark(c["by_day"])]
+            for m, c in sorted(credits["by_model"].items(), key=lambda item: item[1]["total"])
+        ],
+    )
+    lines += table(
+        f"Top users by tokens (at most {TOP})",
+        ["user", "tokens", "credits"],
+        [[u["user"], f"{u['tokens']:,}", f"{u['credits']:,.2f}"] for u in doc["users"][:TOP]],
+    )
+    errors = doc["errors"]
+    lines += table(
+        f"Errors by source ({errors['total']:,} in all)",
+        ["source", "errors", "per day", "top exception types"],
+        [
+            [
+                s,
+                f"{e['count']:,}",
+                _spark(e["by_day"]),
+                ", ".join(f"{t} {n:,}" for t, n in e["exception_types"].items()),
+            ]
+            for s, e in errors["by_source"].items()
+        ],
+        text_last=True,
+    )
+    bans = doc["bans"]
+    lines += table(
+        f"Bans ({bans['total']:,} in all, per day {_spark(bans['by_day'])})",
+        ["banned address", "bans"],
+        [[a, f"{n:,}"] for a, n in list(bans["addresses"].items())[:TOP]],
+    )
+    failures = doc["login_failures"]
+    lines += table(
+        f"Login failures by address ({failures['total']:,} in all, {failures['without_address']:,} of them without"
+        f" an address, per day {_spark(failures['by_day'])})",
+        ["client address", "failures"],
+        [[a, f"{n:,}"] for a, n in list(failures["by_address"].items())[:TOP]],
+    )
+    return "\n".join(lines)
+
+
+# Command -----------------------------------------------------------------------------------------------
+def collect(paths: list[Path], err: IO[str]) -> tuple[Stats, bool]:
+    """Stats of every log file under `paths`; False when a path or file could not be read (reported on `err`)."""
+    files, bad = select_files(paths)
+    for problem in bad:
+        err.write(f"logtail stats: {problem}\n")
+    stats = Stats()
+    pipeline = Pipeline(error_family=any(f.family == "error" for f in files))
+    damaged: list[Path] = []
+    for log_file in files:
+        events = _until_damage(log_file, damaged, err)
+        while batch := list(itertools.islice(events, BATCH)):  # constant memory on large archives
+            stats.add(pipeline.process(batch))
+    return stats, not bad and not damaged
+
+
+def _until_damage(log_file: LogFile, damaged: list[Path], err: IO[str]) -> Iterator[Event]:
+    """The file's events up to a read error (unreadable, damaged .gz), which is reported and noted in `damaged`."""
+    try:
+        yield from read_events(log_file)
+    except (OSError, EOFError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        err.write(f"logtail stats: {log_file.path}: {reason}\n")
+        damaged.append(log_file.path)
+
+
+def stats_command(
+    paths: Annotated[list[Path], typer.Argument(help="logs directories, files or .gz archives", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document instead of tables")] = False,
+) -> None:
+    """Report tokens and credits by model and day, top users, errors, bans and login failures."""
+    stats, ok = collect(paths, sys.stderr)
+    doc = stats.document()
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(report(doc))
+    sys.stdout.flush()
+    if not ok:
+        raise typer.Exit(EXIT_BAD_PATH)
