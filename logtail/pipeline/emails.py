@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
+from logtail.pipeline.memo import Memo
 from logtail.pipeline.redact import REDACTED
 from logtail.pipeline.settings import EmailPolicy
 from parsers.event import Event
@@ -32,7 +33,7 @@ _REWRITE: Final[dict[str, Callable[[str], str]]] = {"mask": mask, "hash": hashed
 class EmailPrivacy:
     """Callable processor applying the policy to `user.email` and to addresses inside any string."""
 
-    __slots__ = ("_drop", "_rewrite")
+    __slots__ = ("_drop", "_rewrite", "text")
 
     def __init__(self, policy: EmailPolicy) -> None:
         self._drop = policy == "drop"
@@ -40,8 +41,9 @@ class EmailPrivacy:
         self._rewrite: Callable[[re.Match[str]], str] | None = (
             (lambda match: rewrite(match.group(0))) if rewrite is not None else None
         )
+        self.text = Memo(self._text)  # `value` under the policy
 
-    def text(self, value: str) -> str:
+    def _text(self, value: str) -> str:
         if self._rewrite is None or "@" not in value:
             return value
         return EMAIL.sub(self._rewrite, value)
@@ -52,8 +54,10 @@ class EmailPrivacy:
         attrs = event.attributes
         if self._drop:
             attrs.pop("user.email", None)
-        event.body = self.text(event.body)
+        text = self.text
+        if "@" in event.body:
+            event.body = text(event.body)
         for key, value in attrs.items():
             if isinstance(value, str) and "@" in value:
-                attrs[key] = EMAIL.sub(self._rewrite, value)
+                attrs[key] = text(value)
         return event

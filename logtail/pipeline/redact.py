@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
+from logtail.pipeline.memo import Memo
 from parsers.event import Event
 
 REDACTED: Final = "[REDACTED]"
@@ -72,9 +73,15 @@ _TRIGGERS: Final = re.compile(
     "|key=|bearer|sk-|aiza|eyj|://"
 )
 _LEAD: Final = 6
-# The only non-ASCII characters IGNORECASE takes for ASCII letters, mapped so that lower-casing finds the words
-# in them too; İ also is the only character whose lower case is longer, which would shift positions.
-_FOLD: Final = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def _lowered(value: str) -> str:
+    """`value` lower-cased so that the words are found wherever IGNORECASE would see them: the only non-ASCII
+    characters it equates with ASCII letters are U+0130 and U+0131 (i), U+017F (s) and the Kelvin sign (which
+    lower-cases to k), and U+0130 is the only character whose lower case is longer, which would shift positions."""
+    if value.isascii():
+        return value.lower()
+    return value.replace("\u0130", "i").lower().replace("\u0131", "i").replace("\u017f", "s")
 
 
 def _secret_key(key: str) -> bool:
@@ -99,15 +106,15 @@ def _replace(match: re.Match[str]) -> str:
 class Redactor:
     """Callable processor: redacts one event in place and returns it."""
 
-    __slots__ = ("_extra", "_pattern")
+    __slots__ = ("_extra", "_pattern", "text")
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
         self._pattern = re.compile("|".join(_PATTERNS), re.IGNORECASE)
         extras = list(extra)
         self._extra = re.compile("|".join(f"(?:{p})" for p in extras)) if extras else None
+        self.text = Memo(self._redact)  # `value` with every secret replaced
 
-    def text(self, value: str) -> str:
-        """`value` with every secret replaced."""
+    def _redact(self, value: str) -> str:
         value = self._near_triggers(value)
         if self._extra is not None:
             value = self._extra.sub(REDACTED, value)
@@ -115,7 +122,7 @@ class Redactor:
 
     def _near_triggers(self, value: str) -> str:
         """`self._pattern.sub(_replace, value)`, trying the pattern only where a match can start."""
-        lowered = value.lower() if value.isascii() else value.translate(_FOLD).lower()
+        lowered = _lowered(value)
         match = self._pattern.match
         out: list[str] = []
         done = 0  # value[:done] is final
