@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from logtail.check import EXIT_CONFIG
-from logtail.config import DEFAULT_PATH
+from logtail.config import DEFAULT_PATH, SourceConfig
 
 UNIT = Path(__file__).resolve().parent.parent / "deploy" / "logtail.service"
 ANALYZE = shutil.which("systemd-analyze")
@@ -37,6 +37,12 @@ def test_the_unit_runs_logtail_as_a_notify_service_with_a_watchdog() -> None:
     assert unit["DynamicUser"] == ["yes"]
     assert unit["StateDirectory"] == ["logtail"]
     assert unit["ProtectSystem"] == ["strict"]  # so the logs are read-only to it
+
+
+def test_the_state_directory_systemd_creates_is_logtails_default() -> None:
+    """StateDirectory=logtail is /var/lib/logtail: the checkpoints go where the configuration looks by default."""
+    [name] = directives()["StateDirectory"]
+    assert SourceConfig.model_fields["state_dir"].default == Path("/var/lib") / name
 
 
 def test_a_bad_configuration_is_not_restarted_in_a_loop() -> None:
