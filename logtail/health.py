@@ -43,15 +43,21 @@ class HealthServer:
 
 
 def health(snapshot: Snapshot, now: float, stall_after: float = STALL_SECONDS) -> tuple[int, dict[str, object]]:
-    """HTTP status and `/healthz` document: 503 when bytes wait and nothing was acknowledged for `stall_after`."""
+    """HTTP status and `/healthz` document.
+
+    Stalled (503): bytes wait (lag, or read with never an acknowledgement) and nothing was acknowledged for
+    `stall_after`. Degraded (200): dead letters, or bytes waiting unacknowledged for a fifth of that. Read
+    problems are reported but change nothing: a file that vanished is not logtail's fault.
+    """
     # Before the first acknowledgement, the wait is counted from the start of the process.
     since = snapshot.last_ack_unix if snapshot.last_ack_unix is not None else snapshot.start_unix_nano / 1e9
     waited = max(now - since, 0.0)
-    lagging = any(n > 0 for n in snapshot.lag.values())
-    stalled = lagging and waited > stall_after
-    degraded = stalled or snapshot.dead_letters > 0 or bool(snapshot.errors)
+    never_acked = snapshot.last_ack_unix is None and any(snapshot.bytes_read.values())
+    waiting = never_acked or any(n > 0 for n in snapshot.lag.values())
+    stalled = waiting and waited > stall_after
+    degraded = snapshot.dead_letters > 0 or (waiting and waited > stall_after / 5)
     body: dict[str, object] = {
-        "status": "degraded" if degraded else "ok",
+        "status": "degraded" if stalled or degraded else "ok",
         "stalled": stalled,
         "lag_bytes": dict(sorted(snapshot.lag.items())),
         "seconds_since_last_ack": None if snapshot.last_ack_unix is None else round(waited, 3),
@@ -145,6 +151,9 @@ def start_health_server(address: str, metrics: SelfMetrics, *, stall_after: floa
         daemon_threads = True
 
     server = Server((host, port), Handler)
-    thread = threading.Thread(target=server.serve_forever, name="logtail-health", daemon=True)
+    # A short poll interval lets close() return quickly.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="logtail-health", daemon=True
+    )
     thread.start()
     return HealthServer(server, thread)

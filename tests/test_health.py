@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 
 import orjson
 import pytest
 
-from logtail.health import HealthServer, start_health_server
+from logtail.health import HealthServer, health, start_health_server
 from logtail.selfmetrics import DURATION_BOUNDS, SelfMetrics
 
 # Prometheus text exposition format 0.0.4: comments, HELP/TYPE and samples (no timestamps are written).
@@ -101,16 +103,37 @@ def test_healthz_reports_lag_last_ack_and_dead_letters(metrics: SelfMetrics, ser
     assert 0 <= document["seconds_since_last_ack"] < 5
 
 
-def test_healthz_is_503_when_nothing_is_acknowledged_for_long_while_bytes_wait(metrics: SelfMetrics) -> None:
+@pytest.mark.parametrize("wait", ["lag", "never_acked"])
+def test_healthz_is_503_when_nothing_is_acknowledged_for_long_while_bytes_wait(metrics: SelfMetrics, wait: str) -> None:
     server = start_health_server(f"127.0.0.1:{free_port()}", metrics, stall_after=0.0)
     try:
-        assert fetch(server, "/healthz")[0] == 200  # nothing waits: idle is healthy
-        metrics.set_lag("debug", 10)
+        metrics.count_error("unreadable")
+        assert fetch(server, "/healthz")[0] == 200  # nothing waits: idle is healthy, read problems are only shown
+        if wait == "lag":
+            metrics.observe_export(0.01, acked=True)
+            metrics.set_lag("debug", 10)
+        else:  # the backend was down from the start: no lag reported yet, but bytes were read
+            metrics.add_bytes("debug", 10)
+        time.sleep(0.01)
         status, _, body = fetch(server, "/healthz")
         assert status == 503
-        assert orjson.loads(body)["stalled"] is True
+        assert orjson.loads(body)["stalled"] is True and orjson.loads(body)["status"] == "degraded"
+        metrics.observe_export(0.01, acked=True)
+        metrics.set_lag("debug", 0)
+        assert fetch(server, "/healthz")[0] == 200  # an acknowledgement ends the stall
     finally:
         server.close()
+
+
+def test_healthz_status_from_a_snapshot() -> None:
+    """Degraded after a fifth of the stall time without an acknowledgement, 503 after all of it."""
+    snapshot = SelfMetrics().snapshot()
+    start = snapshot.start_unix_nano / 1e9
+    waiting = replace(snapshot, lag={"debug": 5}, last_ack_unix=start)
+    assert health(waiting, start + 10, stall_after=300)[1]["status"] == "ok"
+    assert health(waiting, start + 61, stall_after=300)[1]["status"] == "degraded"
+    assert health(waiting, start + 301, stall_after=300)[0] == 503
+    assert health(replace(waiting, lag={"debug": 0}), start + 3000, stall_after=300)[0] == 200
 
 
 def test_metrics_are_strict_prometheus_text_with_the_self_metrics(metrics: SelfMetrics, server: HealthServer) -> None:
