@@ -7,6 +7,7 @@ import typer
 from logtail.check import check_command
 from logtail.parse_cmd import parse_command
 from logtail.replay import replay_command
+from logtail.run import run_command
 from logtail.stats import stats_command
 
 app = typer.Typer(
@@ -19,4 +20,5 @@ app = typer.Typer(
 app.command("check")(check_command)
 app.command("parse")(parse_command)
 app.command("replay")(replay_command)
+app.command("run")(run_command)
 app.command("stats")(stats_command)

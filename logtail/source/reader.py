@@ -1,0 +1,184 @@
+"""One followed file: an open descriptor (or a gzip stream), a record splitter and the file's checkpoint.
+
+The descriptor stays open after the rotator unlinks the file, so a tail not yet read when LibreChat
+gzips and deletes a file is still read from it. Records come out whole: the splitter holds a record
+until it is complete, and `flush` hands out the last one of a file that stopped growing. Each record
+carries the checkpoint it advances, so a commit after `Sink.ship` returned moves exactly that file.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import zlib
+from dataclasses import dataclass, field
+from typing import Final
+
+from logtail.files import IDENTITY_LINE_CAP, LogFile, file_identity, open_decompressed
+from logtail.read import context_for
+from logtail.source.checkpoint import Checkpoint
+from logtail.source.fingerprint import FINGERPRINT_SIZE, NO_MARKER, Fingerprint, Marker
+from parsers import FileContext, parse_record
+from parsers.event import Event
+from parsers.records import Record, Splitter, splitter_for
+
+CHUNK: Final = 1 << 20
+# What a damaged or still-growing archive raises part-way through.
+READ_ERRORS: Final = (OSError, EOFError, zlib.error)
+
+log = logging.getLogger("logtail.source")
+
+
+@dataclass(slots=True)
+class Claim:
+    """How far the content shared by a file and its copy (logrotate copytruncate) has been read.
+
+    Both readers of the same bytes hold the same claim and skip records before `upto`, so a record read
+    from the original just before the truncation is not read again from the copy.
+    """
+
+    upto: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A record read: its event (None when the copy's twin reader sent it) and where its checkpoint goes."""
+
+    event: Event | None
+    checkpoint: Checkpoint
+    end: int
+    line: int
+    marker: Marker
+
+
+@dataclass(slots=True)
+class Reader:
+    file: LogFile
+    stream: io.BufferedIOBase
+    checkpoint: Checkpoint
+    max_record: int
+    now: float
+    claim: Claim = field(default_factory=Claim)
+    position: int = 0  # next byte of the decompressed stream to read
+    splitter: Splitter = field(init=False)
+    ctx: FileContext | None = None
+    last_data: float = 0.0  # when bytes last arrived
+    lost_since: float | None = None  # when the file was last found under a watched name
+    finished: bool = False
+
+    def __post_init__(self) -> None:
+        self.position = self.checkpoint.offset
+        self.splitter = splitter_for(self.file.family, self.max_record, self.position, self.checkpoint.line)
+        self.claim.upto = max(self.claim.upto, self.position)
+        self.last_data = self.now
+
+    @property
+    def inode(self) -> tuple[int, int] | None:
+        """(device, inode) of a plain file; None for an archive, which is matched by content."""
+        if self.file.gz:
+            return None
+        status = os.fstat(self.stream.fileno())
+        return status.st_dev, status.st_ino
+
+    @property
+    def unlinked(self) -> bool:
+        return not self.file.gz and os.fstat(self.stream.fileno()).st_nlink == 0
+
+    def size(self) -> int:
+        """Bytes on disk (an archive's decompressed size is not known: what was read so far)."""
+        return self.position if self.file.gz else os.fstat(self.stream.fileno()).st_size
+
+    def head(self, n: int = IDENTITY_LINE_CAP) -> bytes:
+        if self.file.gz:
+            with open_decompressed(self.file.path) as stream:
+                return stream.read(n)
+        return os.pread(self.stream.fileno(), n, 0)
+
+    def read(self, budget: int) -> tuple[list[Item], int]:
+        """Records completed by up to `budget` new bytes, and how many bytes were read (0: at the end)."""
+        chunk = self.stream.read1(budget)
+        self.position += len(chunk)
+        return self._items(self.splitter.feed(chunk)) if chunk else [], len(chunk)
+
+    def flush(self) -> list[Item]:
+        """The record held back because no byte followed it (the last of a file that stopped growing)."""
+        return self._items(self.splitter.flush())
+
+    def _context(self) -> FileContext:
+        if self.ctx is None:
+            head = self.head()
+            self.ctx = context_for(self.file, head)
+            # The name the file had when first seen keeps the record uids stable across renames and gzip.
+            self.ctx.identity = file_identity(self.checkpoint.name, head)
+            self.ctx.last_time_ns = self.checkpoint.last_time_ns
+        return self.ctx
+
+    def _items(self, records: list[Record]) -> list[Item]:
+        out: list[Item] = []
+        if not records:
+            return out
+        ctx = self._context()
+        for record in records:
+            event: Event | None = None
+            if record.start >= self.claim.upto:
+                event = parse_record(record, ctx)
+            self.claim.upto = max(self.claim.upto, record.end)
+            lines = record.data.count(b"\n") + (1 if record.truncated and not record.data.endswith(b"\n") else 0)
+            marker = NO_MARKER if record.truncated else Marker.of(record.data)
+            out.append(Item(event, self.checkpoint, record.end, record.line + lines, marker))
+        return out
+
+    def restart(self, now: float) -> Checkpoint:
+        """The file was truncated or overwritten in place: read it again from its first byte.
+
+        Returns the checkpoint of the content that was there, so a copy of it (copytruncate) resumes there.
+        """
+        old = self.checkpoint
+        self.stream.seek(0)
+        head = self.head(FINGERPRINT_SIZE)
+        self.checkpoint = Checkpoint(Fingerprint.of(head), old.name, str(self.file.path), 0)
+        self.claim = Claim()
+        self.position = 0
+        self.splitter = splitter_for(self.file.family, self.max_record)
+        self.ctx = None
+        self.last_data = now
+        return old
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def marker_holds(stream: io.BufferedIOBase, checkpoint: Checkpoint, gz: bool) -> bool:
+    """Whether the bytes before the checkpoint's offset are still the acknowledged ones (Fluent Bit's marker).
+
+    Leaves a gzip stream positioned at the offset (decompressing up to it); a plain stream is left alone.
+    """
+    size = checkpoint.marker.size
+    start = checkpoint.offset - size
+    if gz:
+        stream.seek(start)
+        tail = stream.read(size)
+        return len(tail) == size and checkpoint.marker.matches(tail)
+    if os.fstat(stream.fileno()).st_size < checkpoint.offset:
+        return False
+    return checkpoint.marker.matches(os.pread(stream.fileno(), size, start))
+
+
+def open_reader(log_file: LogFile, checkpoint: Checkpoint, *, max_record: int, now: float) -> Reader:
+    """A reader positioned at the checkpoint, or at the file's start when its marker no longer holds."""
+    stream = open_decompressed(log_file.path)
+    try:
+        if checkpoint.offset and not marker_holds(stream, checkpoint, log_file.gz):
+            log.warning(
+                "%s changed below its checkpoint (offset %d); reading it from the beginning",
+                log_file.path,
+                checkpoint.offset,
+            )
+            checkpoint.offset, checkpoint.line, checkpoint.marker = 0, 1, NO_MARKER
+            checkpoint.last_time_ns = None
+        stream.seek(checkpoint.offset)
+    except BaseException:
+        stream.close()
+        raise
+    return Reader(log_file, stream, checkpoint, max_record, now)

@@ -1,0 +1,117 @@
+"""The follow loop: scan, read, ship, commit, save; one thread, so a checkpoint never runs ahead of an ack.
+
+Each round reads what the files hold (up to a batch), runs the pipeline, hands the events to the sink
+and, once `Sink.ship` returned, advances the checkpoints of exactly those records and saves the state
+file. Scans run when the watcher reports files created, deleted or moved, and every `scan_interval`
+in case it missed something; between rounds the loop sleeps until the watcher or the poll interval
+wakes it. `stop()` ends the loop after the batch in hand: what was read is shipped and committed,
+partial records stay unread and are read whole after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from logtail.config import SourceConfig
+from logtail.pipeline import Pipeline
+from logtail.selfmetrics import SelfMetrics
+from logtail.sink import ShutdownInterrupted, Sink
+from logtail.source.checkpoint import StateFile
+from logtail.source.tracker import Tracker
+from logtail.source.watcher import Watcher
+
+BATCH: Final = 2048
+
+log = logging.getLogger("logtail.source")
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Seconds. The defaults suit a service; tests shrink them."""
+
+    poll_interval: float = 1.0  # read every file at least this often, events or not
+    scan_interval: float = 10.0  # list the directories at least this often
+    flush_after: float = 1.0  # hand out the last record of a file that stopped growing
+    release_after: float = 30.0  # keep a file moved out of the directory open for late writes
+
+
+class Tailer:
+    def __init__(
+        self,
+        source: SourceConfig,
+        sink: Sink,
+        self_metrics: SelfMetrics,
+        *,
+        pipeline: Pipeline,
+        timing: Timing = Timing(),
+        on_ready: Callable[[int], object] = lambda _files: None,
+        on_beat: Callable[[], object] = lambda: None,
+    ) -> None:
+        self.sink = sink
+        self.self_metrics = self_metrics
+        self.pipeline = pipeline
+        self.timing = timing
+        self.on_ready = on_ready
+        self.on_beat = on_beat
+        self.state = StateFile(source.state_dir, source.logs_dir)
+        self.tracker = Tracker(
+            Path(source.logs_dir),
+            source.login_log,
+            source.families.enabled(),
+            self.state,
+            start_at=source.start_at,
+            max_record=source.max_record_bytes,
+            flush_after=timing.flush_after,
+            release_after=timing.release_after,
+            self_metrics=self_metrics,
+        )
+        self.watcher = Watcher(self.tracker.watched_dirs())
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Finish the batch in hand, commit it and return from `run`; safe from any thread."""
+        self._stopping.set()
+        self.watcher.wake.set()
+
+    def run(self) -> None:
+        self.watcher.start()
+        try:
+            now = time.monotonic()
+            self.tracker.scan(now)
+            last_scan = now
+            self.state.save(self.tracker.checkpoints())
+            self.on_ready(len(self.tracker.readers))
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                if self.watcher.take_rescan() or now - last_scan >= self.timing.scan_interval:
+                    self.tracker.scan(now)
+                    last_scan = now
+                busy = self._round(now)
+                self.on_beat()
+                if not busy:
+                    self.watcher.wait(self.timing.poll_interval)
+        except ShutdownInterrupted:
+            log.warning("stopped before the last batch was acknowledged; it is read again at the next start")
+        finally:
+            self.watcher.stop()
+            self.tracker.close()
+            self.state.save(self.tracker.checkpoints())
+
+    def _round(self, now: float) -> bool:
+        """One read-ship-commit; True when records were read (more may be waiting)."""
+        items = self.tracker.read(BATCH, now)
+        events = [item.event for item in items if item.event is not None]
+        self.pipeline.process(events)
+        self.sink.ship(events)  # with nothing to send, it exports metrics when they are due
+        self.tracker.commit(items)
+        self.tracker.release()
+        self.state.save(self.tracker.checkpoints())
+        for family, n in self.tracker.lag().items():
+            self.self_metrics.set_lag(family, n)
+        return bool(items)

@@ -1,0 +1,342 @@
+"""Which files are followed: found by name, matched to readers and checkpoints by content.
+
+A scan lists the logs directory (and the login log's), and for every LibreChat log file decides:
+- a plain file whose inode an open reader holds is that reader's file (perhaps renamed); its first bytes
+  and the bytes before the acknowledged offset must still be what was read, else it was truncated or
+  overwritten and is read again from its start;
+- a file whose first bytes match an open reader's is that reader's content under another name: the
+  `.gz` of a file being finished from its descriptor (ignored) or a logrotate copy (read on from where
+  the original was, sharing its claim so no record is read twice);
+- otherwise a saved checkpoint with the same fingerprint (and, for dated files, the same name: the
+  rotator never renames them, and meiliSync files of different days can begin alike) says where to resume;
+- otherwise the file is new: read from its start, except at the very first start with `start_at=end`.
+Readers of files that disappeared (gzipped and unlinked, or moved out of the directory) are read to their
+end from the open descriptor, then released and remembered as done so the archive is never read again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Final
+
+from logtail.files import LogFile, log_file, open_decompressed
+from logtail.selfmetrics import SelfMetrics
+from logtail.source.checkpoint import Checkpoint, StateFile
+from logtail.source.fingerprint import FINGERPRINT_SIZE, Fingerprint, Marker
+from logtail.source.reader import CHUNK, READ_ERRORS, Item, Reader, marker_holds, open_reader
+
+log = logging.getLogger("logtail.source")
+
+UNREADABLE: Final = "unreadable_file"
+
+
+class Tracker:
+    def __init__(
+        self,
+        logs_dir: Path,
+        login_log: Path | None,
+        families: frozenset[str],
+        state: StateFile,
+        *,
+        start_at: str,
+        max_record: int,
+        flush_after: float,
+        release_after: float,
+        self_metrics: SelfMetrics,
+    ) -> None:
+        self.logs_dir = logs_dir
+        self.login_log = login_log
+        self.families = families
+        self.start_at = start_at
+        self.max_record = max_record
+        self.flush_after = flush_after
+        self.release_after = release_after
+        self.self_metrics = self_metrics
+        loaded = state.load()
+        self.first_start = loaded is None
+        self.stored: list[Checkpoint] = loaded or []  # checkpoints of files not open now
+        self.readers: list[Reader] = []
+        self.scans = 0
+        self._problems: dict[Path, str] = {}  # path -> problem reported (once until it changes)
+
+    # Scanning --------------------------------------------------------------------------------------------
+    def watched_dirs(self) -> list[Path]:
+        dirs = [self.logs_dir]
+        if self.login_log is not None and self.login_log.parent not in dirs:
+            dirs.append(self.login_log.parent)
+        return dirs
+
+    def candidates(self) -> tuple[list[LogFile], bool]:
+        """Log files present now, oldest first; False when some directory could not be listed."""
+        found: dict[Path, LogFile] = {}
+        clean = True
+        for directory in self.watched_dirs():
+            try:
+                names = os.listdir(directory)
+            except OSError as exc:
+                clean = False
+                self._problem(directory, exc)
+                continue
+            login = self._login_pattern() if self.login_log and directory == self.login_log.parent else None
+            for name in names:
+                path = directory / name
+                item = _login_file(path, login) if login else None
+                if item is None and directory == self.logs_dir and not name.startswith("."):
+                    item = log_file(path)
+                if item is not None and item.family in self.families:
+                    found[path] = item
+        # `x.log.gz` beside `x.log` is a compression in progress: the plain file holds the same records.
+        files = [f for f in found.values() if not (f.gz and f.path.with_name(f.path.name[:-3]) in found)]
+        return sorted(files, key=LogFile.sort_key), clean
+
+    def _login_pattern(self) -> re.Pattern[str]:
+        assert self.login_log is not None
+        return re.compile(rf"^{re.escape(self.login_log.name)}(?:\.(\d+))?(\.gz)?$")
+
+    def scan(self, now: float) -> None:
+        files, clean = self.candidates()
+        by_inode = {reader.inode: reader for reader in self.readers if reader.inode}
+        seen: set[int] = set()
+        taken: set[int] = set()
+        for item in files:
+            try:
+                status = item.path.stat()
+                reader = by_inode.get((status.st_dev, status.st_ino)) if not item.gz else None
+                if reader is not None:
+                    seen.add(id(reader))
+                    self._follow(reader, item, now)
+                    continue
+                head = _head(item)
+            except FileNotFoundError:
+                continue  # gone since the listing
+            except READ_ERRORS as exc:
+                clean = False
+                self._problem(item.path, exc)
+                continue
+            self._problems.pop(item.path, None)
+            if head:  # an empty file has no identity yet; it is looked at again once written to
+                self._place(item, head, status, now, seen, taken)
+        self._lost(seen, now)
+        if clean:  # a checkpoint no file matches any more belongs to a file deleted for good (retention)
+            self.stored = [checkpoint for checkpoint in self.stored if id(checkpoint) in taken]
+        self.scans += 1
+
+    def _place(
+        self, item: LogFile, head: bytes, status: os.stat_result, now: float, seen: set[int], taken: set[int]
+    ) -> None:
+        name = item.path.name.removesuffix(".gz")
+        twin = next((r for r in self.readers if _same_content(r.checkpoint, item, name, head)), None)
+        if twin is not None:
+            seen.add(id(twin))
+            if not item.gz and item.date is None and not twin.file.gz:
+                # A copy of a followed file (copytruncate): go on from where the original is.
+                copy = Checkpoint(twin.checkpoint.fingerprint, twin.checkpoint.name, str(item.path), 0)
+                self._open(item, copy, now, resume=twin)
+            return
+        checkpoint = self._stored(item, name, head, taken)
+        if checkpoint is None:
+            checkpoint = self._new(item, name, head, status)
+            if checkpoint.done:
+                self.stored.append(checkpoint)
+        taken.add(id(checkpoint))
+        checkpoint.path = str(item.path)
+        if checkpoint.done:
+            return
+        if checkpoint in self.stored:
+            self.stored.remove(checkpoint)
+        self._open(item, checkpoint, now)
+        if self.readers and self.readers[-1].checkpoint is checkpoint:
+            seen.add(id(self.readers[-1]))
+
+    def _stored(self, item: LogFile, name: str, head: bytes, taken: set[int]) -> Checkpoint | None:
+        matches = [
+            c
+            for c in self.stored
+            if id(c) not in taken and c.fingerprint.matches(head) and (item.date is None or c.name == name)
+        ]
+        matches.sort(key=lambda c: (c.path != str(item.path), c.name != name))
+        return matches[0] if matches else None
+
+    def _new(self, item: LogFile, name: str, head: bytes, status: os.stat_result) -> Checkpoint:
+        checkpoint = Checkpoint(Fingerprint.of(head), name, str(item.path), 0)
+        if self.scans or not self.first_start or self.start_at != "end":
+            return checkpoint  # files that appear while running (or while stopped) are read whole
+        if item.gz:
+            checkpoint.done = True
+        else:
+            checkpoint.offset, checkpoint.line = _last_line_end(item.path, status.st_size)
+            tail = _pread(item.path, 32, max(checkpoint.offset - 32, 0))[: checkpoint.offset]
+            checkpoint.marker = Marker.of(tail)
+        return checkpoint
+
+    def _open(self, item: LogFile, checkpoint: Checkpoint, now: float, *, resume: Reader | None = None) -> None:
+        try:
+            if resume is not None:
+                checkpoint.offset, checkpoint.line = resume.checkpoint.offset, resume.checkpoint.line
+                checkpoint.marker, checkpoint.last_time_ns = resume.checkpoint.marker, resume.checkpoint.last_time_ns
+            reader = open_reader(item, checkpoint, max_record=self.max_record, now=now)
+        except READ_ERRORS as exc:
+            self._problem(item.path, exc)
+            self.stored.append(checkpoint)
+            return
+        if resume is not None:
+            reader.claim = resume.claim
+        log.info("following %s from byte %d", item.path, reader.position)
+        self.readers.append(reader)
+
+    def _follow(self, reader: Reader, item: LogFile, now: float) -> None:
+        """A plain file found by inode: note a rename, and start over if it was truncated or overwritten."""
+        if reader.file.path != item.path:
+            log.info("%s was renamed to %s", reader.file.path, item.path)
+            reader.file = item
+            reader.checkpoint.path = str(item.path)
+        reader.lost_since = None
+        head = reader.head(FINGERPRINT_SIZE)
+        checkpoint = reader.checkpoint
+        if (
+            reader.size() < reader.position
+            or not checkpoint.fingerprint.matches(head)
+            or not marker_holds(reader.stream, checkpoint, gz=False)
+        ):
+            self._restart(reader, now)
+        elif len(head) > checkpoint.fingerprint.size:
+            checkpoint.fingerprint = Fingerprint.of(head)
+
+    def _restart(self, reader: Reader, now: float) -> None:
+        log.warning("%s was truncated or overwritten; reading it from the beginning", reader.file.path)
+        old = reader.restart(now)
+        if old.fingerprint.size:
+            self.stored.append(old)  # a copy of the old content (copytruncate) resumes from it
+
+    def _lost(self, seen: set[int], now: float) -> None:
+        for reader in self.readers:
+            if id(reader) in seen:
+                continue
+            if reader.lost_since is None:
+                reader.lost_since = now
+                log.info("%s moved away or was deleted; reading what is left", reader.file.path)
+
+    # Reading ---------------------------------------------------------------------------------------------
+    def read(self, limit: int, now: float) -> list[Item]:
+        """Up to about `limit` records from the files, oldest file first."""
+        items: list[Item] = []
+        for reader in sorted(self.readers, key=lambda r: r.file.sort_key()):
+            while len(items) < limit and not reader.finished:
+                try:
+                    got, n = reader.read(CHUNK)
+                except READ_ERRORS as exc:
+                    self._problem(reader.file.path, exc)
+                    self._drop(reader)
+                    break
+                items += got
+                if n:
+                    reader.last_data = now
+                    self.self_metrics.add_bytes(reader.file.family, n)
+                    continue
+                items += self._at_end(reader, now)
+                break
+        return items
+
+    def _at_end(self, reader: Reader, now: float) -> list[Item]:
+        if reader.file.gz:
+            reader.finished = True
+            return reader.flush()
+        if reader.size() < reader.position:
+            self._restart(reader, now)
+            return []
+        gone = reader.lost_since is not None and (reader.unlinked or now - reader.lost_since >= self.release_after)
+        if gone:
+            reader.finished = True
+            return reader.flush()
+        if reader.splitter.pending and now - reader.last_data >= self.flush_after:
+            return reader.flush()
+        return []
+
+    def release(self) -> None:
+        """Close the readers read to their end whose records are committed; their files are done."""
+        for reader in [r for r in self.readers if r.finished]:
+            reader.checkpoint.done = True
+            self._drop(reader)
+            log.info("finished %s", reader.file.path)
+
+    def _drop(self, reader: Reader) -> None:
+        reader.close()
+        self.readers.remove(reader)
+        self.stored.append(reader.checkpoint)
+
+    @staticmethod
+    def commit(items: Iterable[Item]) -> None:
+        """Advance checkpoints to the end of records whose batch the sink acknowledged."""
+        for item in items:
+            checkpoint = item.checkpoint
+            if item.end > checkpoint.offset:
+                checkpoint.offset, checkpoint.line, checkpoint.marker = item.end, item.line, item.marker
+                if item.event is not None:
+                    checkpoint.last_time_ns = item.event.time_unix_nano
+
+    def checkpoints(self) -> list[Checkpoint]:
+        live = [r.checkpoint for r in self.readers if r.checkpoint.fingerprint.size]
+        return live + self.stored
+
+    def lag(self) -> dict[str, int]:
+        """Bytes on disk not yet acknowledged, by family (what an archive still holds is not known)."""
+        lag = dict.fromkeys(self.families, 0)
+        for reader in self.readers:
+            try:
+                lag[reader.file.family] += max(reader.size() - reader.checkpoint.offset, 0)
+            except OSError:
+                continue
+        return lag
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.close()
+
+    def _problem(self, path: Path, exc: BaseException) -> None:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        self.self_metrics.count_error(UNREADABLE)
+        if self._problems.get(path) != reason:
+            self._problems[path] = reason
+            log.error("cannot read %s: %s (retrying; other files keep flowing)", path, reason)
+
+
+def _same_content(checkpoint: Checkpoint, item: LogFile, name: str, head: bytes) -> bool:
+    fingerprint = checkpoint.fingerprint
+    return bool(fingerprint.size) and fingerprint.matches(head) and (item.date is None or checkpoint.name == name)
+
+
+def _login_file(path: Path, pattern: re.Pattern[str]) -> LogFile | None:
+    match = pattern.match(path.name)
+    if match is None:
+        return None
+    return LogFile(path, "login", None, int(match.group(1) or 0), bool(match.group(2)))
+
+
+def _head(item: LogFile) -> bytes:
+    with open_decompressed(item.path) as stream:
+        return stream.read(FINGERPRINT_SIZE)
+
+
+def _pread(path: Path, n: int, offset: int) -> bytes:
+    with path.open("rb") as stream:
+        return os.pread(stream.fileno(), n, offset)
+
+
+def _last_line_end(path: Path, size: int) -> tuple[int, int]:
+    """(offset just after the last newline within `size`, line number there): where `start_at=end` begins."""
+    end, lines, base = 0, 1, 0
+    with path.open("rb") as stream:
+        while base < size:
+            chunk = stream.read(min(CHUNK, size - base))
+            if not chunk:
+                break
+            newlines = chunk.count(b"\n")
+            if newlines:
+                lines += newlines
+                end = base + chunk.rfind(b"\n") + 1
+            base += len(chunk)
+    return end, lines
