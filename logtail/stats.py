@@ -201,6 +201,10 @@ def _spark(by_day: dict[str, Any]) -> str:
     return sparkline(list(by_day.values()))
 
 
+def _per_day(by_day: dict[str, Any]) -> str:
+    return f", per day {_spark(by_day)}" if by_day else ""
+
+
 def report(doc: dict[str, Any]) -> str:
     days = doc["days"]
     span = f"{days[0]} … {days[-1]} ({len(days)} days)" if days else "no dated records"
@@ -250,14 +254,14 @@ def report(doc: dict[str, Any]) -> str:
     )
     bans = doc["bans"]
     lines += table(
-        f"Bans ({bans['total']:,} in all, per day {_spark(bans['by_day'])})",
+        f"Bans ({bans['total']:,} in all{_per_day(bans['by_day'])})",
         ["banned address", "bans"],
         [[a, f"{n:,}"] for a, n in list(bans["addresses"].items())[:TOP]],
     )
     failures = doc["login_failures"]
     lines += table(
         f"Login failures by address ({failures['total']:,} in all, {failures['without_address']:,} of them without"
-        f" an address, per day {_spark(failures['by_day'])})",
+        f" an address{_per_day(failures['by_day'])})",
         ["client address", "failures"],
         [[a, f"{n:,}"] for a, n in list(failures["by_address"].items())[:TOP]],
     )

@@ -159,3 +159,12 @@ def test_sparkline_scales_to_the_largest_value_and_marks_empty_days() -> None:
     assert sparkline([0, 0]) == "··"
     assert sparkline([]) == ""
     assert sparkline([-5.0, 5.0]) == "██"  # credits are negative when spent: the size counts
+
+
+def test_a_directory_without_logs_reports_zeros(tmp_path: Path) -> None:
+    done = stats(tmp_path, "--json")
+    assert (done.returncode, done.stderr) == (0, "")
+    doc = orjson.loads(done.stdout)
+    assert (doc["records"], doc["tokens"]["total"], doc["errors"]["total"], doc["days"]) == (0, 0, 0, [])
+    text = stats(tmp_path).stdout
+    assert "Bans (0 in all)" in text and "no dated records" in text
