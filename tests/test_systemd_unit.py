@@ -8,8 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import typer.main
 
 from logtail.check import EXIT_CONFIG
+from logtail.cli import app
 from logtail.config import DEFAULT_PATH, SourceConfig
 
 UNIT = Path(__file__).resolve().parent.parent / "deploy" / "logtail.service"
@@ -37,6 +39,14 @@ def test_the_unit_runs_logtail_as_a_notify_service_with_a_watchdog() -> None:
     assert unit["DynamicUser"] == ["yes"]
     assert unit["StateDirectory"] == ["logtail"]
     assert unit["ProtectSystem"] == ["strict"]  # so the logs are read-only to it
+
+
+def test_execstart_names_a_command_and_options_logtail_has() -> None:
+    [exec_start] = directives()["ExecStart"]
+    _, command, *options = exec_start.split()
+    run = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    known = {opt for param in run.params for opt in param.opts}
+    assert {o for o in options if o.startswith("--")} <= known
 
 
 def test_the_state_directory_systemd_creates_is_logtails_default() -> None:
