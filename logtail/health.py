@@ -150,7 +150,10 @@ def start_health_server(address: str, metrics: SelfMetrics, *, stall_after: floa
         address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         daemon_threads = True
 
-    server = Server((host, port), Handler)
+    try:
+        server = Server((host, port), Handler)
+    except OSError as exc:  # port taken, address not on this host: say which setting to change
+        raise OSError(exc.errno, f"self.health_address {address}: {exc.strerror or exc}") from None
     # A short poll interval lets close() return quickly.
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="logtail-health", daemon=True

@@ -189,3 +189,8 @@ def test_other_paths_are_404_and_close_frees_the_port(metrics: SelfMetrics) -> N
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+
+
+def test_a_port_in_use_is_an_error_naming_the_setting(metrics: SelfMetrics, server: HealthServer) -> None:
+    with pytest.raises(OSError, match=rf"^\[Errno \d+\] self.health_address 127.0.0.1:{server.port}: "):
+        start_health_server(f"127.0.0.1:{server.port}", metrics)
