@@ -296,8 +296,13 @@ def test_openobserve_dashboard_shape_and_queries() -> None:
     for panel in panels:
         assert {"id", "type", "title", "queryType", "queries", "layout", "config"} <= set(panel)
         assert panel["layout"]["i"] == ids.index(panel["id"]) + 1
+        assert isinstance(panel["config"]["show_legends"], bool) and isinstance(panel["description"], str)
         for query in panel["queries"]:
+            # Fields OpenObserve's v8 model requires (src/config/src/meta/dashboards/v8/mod.rs).
+            assert isinstance(query["customQuery"], bool) and isinstance(query["config"]["promql_legend"], str)
             fields = query["fields"]
+            assert isinstance(fields["x"], list) and isinstance(fields["y"], list)
+            assert {"filterType", "logicalOperator", "conditions"} <= set(fields["filter"])
             if panel["queryType"] == "sql":
                 assert fields["stream_type"] == "logs" and fields["stream"] == STREAM
                 check_sql(query["query"], STREAM)
