@@ -106,7 +106,7 @@ class Stats:
         }
         credit_models = sorted({model for model, _ in self.credits})
         users = sorted(
-            set(self.user_tokens) | set(self.user_credits),
+            (set(self.user_tokens) | set(self.user_credits)) - {UNKNOWN},
             key=lambda u: (-self.user_tokens[u], self.user_credits.get(u, 0.0), u),
         )
         addresses = sorted({a for a, _ in self.login_failures}, key=lambda a: (-_sum(self.login_failures, a), a))
@@ -132,6 +132,8 @@ class Stats:
                 {"user": u, "tokens": self.user_tokens[u], "credits": _round(self.user_credits.get(u, 0.0))}
                 for u in users
             ],
+            # Token usage records name the user only in some releases and call sites.
+            "tokens_without_user": self.user_tokens[UNKNOWN],
             "errors": {
                 "total": sum(self.errors.values()),
                 "by_source": {
@@ -233,7 +235,7 @@ def report(doc: dict[str, Any]) -> str:
         ],
     )
     lines += table(
-        f"Top users by tokens (at most {TOP})",
+        f"Top users by tokens (at most {TOP}; {doc['tokens_without_user']:,} tokens without a user id in the logs)",
         ["user", "tokens", "credits"],
         [[u["user"], f"{u['tokens']:,}", f"{u['credits']:,.2f}"] for u in doc["users"][:TOP]],
     )

@@ -80,6 +80,8 @@ def test_json_totals_equal_the_ground_truth(samples: Path, corpora: tuple[str, .
         c["call_site"] in USAGE_CALLS for c in calls(samples, *corpora)
     )
     assert sum(doc["tokens"]["by_day"].values()) == doc["tokens"]["total"]
+    assert sum(u["tokens"] for u in doc["users"]) + doc["tokens_without_user"] == doc["tokens"]["total"]
+    assert sum(u["credits"] for u in doc["users"]) == pytest.approx(truth["credits"])  # transactions name the user
     assert doc["credits"]["total"] == pytest.approx(truth["credits"])
     assert sum(doc["credits"]["by_day"].values()) == pytest.approx(truth["credits"])
     assert doc["bans"]["total"] == sum(truth["bans"].values())
