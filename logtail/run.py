@@ -92,8 +92,12 @@ def run_command(
 
     self_metrics = SelfMetrics()
     halt = threading.Event()  # set when draining has taken long enough: the sink gives up its batch
+    try:
+        health = start_health_server(address, self_metrics) if (address := settings.self.health_address) else None
+    except OSError as exc:
+        print(f"self.health_address: cannot listen on {address}: {exc.strerror or exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     shipper = build_sink(settings, self_metrics=self_metrics, stop=halt)
-    health = start_health_server(settings.self.health_address, self_metrics) if settings.self.health_address else None
     notifier = Notifier()
     tailer = Tailer(
         source,

@@ -26,7 +26,7 @@ from logtail.source.tailer import Tailer, Timing
 from parsers.event import Event
 from tests.rotator import Rotator, copytruncate, gzip_and_unlink
 
-FAST = Timing(poll_interval=0.02, scan_interval=0.2, flush_after=0.3, release_after=0.5)
+FAST = Timing(poll_interval=0.02, scan_interval=0.2, flush_after=0.3, release_after=0.5, linger=0.02)
 
 
 def record(family: str, text: str) -> bytes:
@@ -236,7 +236,7 @@ def test_L7_a_record_being_written_at_shutdown_is_read_whole_after_the_restart(
     logs, state = dirs
     path = logs / "error-2025-11-24.log"
     data = record("error", "cut-at-shutdown")
-    slow = Timing(poll_interval=0.02, scan_interval=0.2, flush_after=30.0, release_after=0.5)
+    slow = Timing(poll_interval=0.02, scan_interval=0.2, flush_after=30.0, release_after=0.5, linger=0.02)
     with Service(collector, logs, state, timing=slow), path.open("ab") as out:
         out.write(record("error", "whole") + data[:25])
         out.flush()

@@ -37,7 +37,8 @@ class Timing:
 
     poll_interval: float = 1.0  # read every file at least this often, events or not
     scan_interval: float = 10.0  # list the directories at least this often
-    flush_after: float = 1.0  # hand out the last record of a file that stopped growing
+    flush_after: float = 0.5  # hand out the last record of a file that stopped growing
+    linger: float = 0.1  # after a small batch, let the next one fill up a little (fewer, larger requests)
     release_after: float = 30.0  # keep a file moved out of the directory open for late writes
 
 
@@ -92,10 +93,12 @@ class Tailer:
                 if self.watcher.take_rescan() or now - last_scan >= self.timing.scan_interval:
                     self.tracker.scan(now)
                     last_scan = now
-                busy = self._round(now)
+                read = self._round(now)
                 self.on_beat()
-                if not busy:
+                if not read:
                     self.watcher.wait(self.timing.poll_interval)
+                elif read < BATCH:
+                    self._stopping.wait(self.timing.linger)
         except ShutdownInterrupted:
             log.warning("stopped before the last batch was acknowledged; it is read again at the next start")
         finally:
@@ -103,8 +106,8 @@ class Tailer:
             self.tracker.close()
             self.state.save(self.tracker.checkpoints())
 
-    def _round(self, now: float) -> bool:
-        """One read-ship-commit; True when records were read (more may be waiting)."""
+    def _round(self, now: float) -> int:
+        """One read-ship-commit; how many records were read."""
         items = self.tracker.read(BATCH, now)
         events = [item.event for item in items if item.event is not None]
         self.pipeline.process(events)
@@ -114,4 +117,4 @@ class Tailer:
         self.state.save(self.tracker.checkpoints())
         for family, n in self.tracker.lag().items():
             self.self_metrics.set_lag(family, n)
-        return bool(items)
+        return len(items)

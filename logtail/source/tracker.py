@@ -131,8 +131,9 @@ class Tracker:
         name = item.path.name.removesuffix(".gz")
         twin = next((r for r in self.readers if _same_content(r.checkpoint, item, name, head)), None)
         if twin is not None:
-            seen.add(id(twin))
-            if not item.gz and item.date is None and not twin.file.gz:
+            if twin.file.gz:
+                seen.add(id(twin))  # an archive being read; a plain twin is found by its inode or is gone
+            elif not item.gz and item.date is None:
                 # A copy of a followed file (copytruncate): go on from where the original is.
                 copy = Checkpoint(twin.checkpoint.fingerprint, twin.checkpoint.name, str(item.path), 0)
                 self._open(item, copy, now, resume=twin)
@@ -146,8 +147,7 @@ class Tracker:
         checkpoint.path = str(item.path)
         if checkpoint.done:
             return
-        if checkpoint in self.stored:
-            self.stored.remove(checkpoint)
+        self.stored = [c for c in self.stored if c is not checkpoint]
         self._open(item, checkpoint, now)
         if self.readers and self.readers[-1].checkpoint is checkpoint:
             seen.add(id(self.readers[-1]))
@@ -248,8 +248,8 @@ class Tracker:
         if reader.size() < reader.position:
             self._restart(reader, now)
             return []
-        gone = reader.lost_since is not None and (reader.unlinked or now - reader.lost_since >= self.release_after)
-        if gone:
+        # Unlinked (gzipped by the rotator): it cannot grow. Moved away: it may, for a while.
+        if reader.unlinked or (reader.lost_since is not None and now - reader.lost_since >= self.release_after):
             reader.finished = True
             return reader.flush()
         if reader.splitter.pending and now - reader.last_data >= self.flush_after:
