@@ -39,7 +39,7 @@ def run(bench: Bench, sizes: Sizes, only: set[str]) -> list[Result]:
 
 
 def table(results: list[Result]) -> str:
-    head = ("scenario", "shipper", "written", "delivered", "s", "records/s", "MB/s", "peak RSS MiB", "CPU %")
+    head = ("scenario", "shipper", "written", "delivered", "s", "records/s", "MB/s", "peak PSS MiB", "CPU %")
     rows = [[*head, "p50/p99 ms", "vs baseline", "notes"], ["---"] * (len(head) + 3)]
     baseline = {r.scenario: r for r in results if r.shipper == "baseline"}
     for r in results:

@@ -1,7 +1,8 @@
-"""Run a shipper as a child process and measure it from outside: wall time, CPU, RSS over time.
+"""Run a shipper as a child process and measure it from outside: wall time, CPU, memory over time.
 
-CPU and RSS are read from /proc for the child and its descendants (a parse-ahead worker counts too);
-`os.wait4` gives the exact totals at exit.
+CPU and memory are read from /proc for the child and its descendants (a parse-ahead worker counts too).
+Memory is the proportional set size (PSS): a forked worker shares most of its pages with its parent, and
+adding up RSS would count those twice. `os.wait4` gives the exact CPU total at exit.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 _TICKS = os.sysconf("SC_CLK_TCK")
+_POLL = 0.02  # how soon an exit is noticed
 
 
 @dataclass(slots=True)
@@ -46,12 +47,13 @@ def usage(pid: int) -> Usage:
     for member in tree(pid):
         try:
             stat = Path(f"/proc/{member}/stat").read_text()
-            statm = Path(f"/proc/{member}/statm").read_text()
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()
         cpu += (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
-        rss += int(statm.split()[1]) * _PAGE
+        pss = next((line.split()[1] for line in rollup.splitlines() if line.startswith("Pss:")), "0")
+        rss += int(pss) * 1024
     return Usage(cpu, rss)
 
 
@@ -84,18 +86,21 @@ class Child:
     def running(self) -> bool:
         return self.proc.poll() is None
 
-    def wait(self, *, every: float = 0.5, timeout: float = 3600.0, until: Callable[[], bool] | None = None) -> bool:
+    def wait(self, *, every: float = 0.25, timeout: float = 3600.0, until: Callable[[], bool] | None = None) -> bool:
         """Sample every `every` seconds until the child exits (or `until()` holds); False on timeout."""
         deadline = time.monotonic() + timeout
+        next_sample = time.monotonic()
         while self.run.returncode is None and time.monotonic() < deadline:
             pid, status, rusage = os.wait4(self.proc.pid, os.WNOHANG)
             if pid:
                 self._exited(status, rusage)
                 return True
-            self.sample()
-            if until is not None and until():
-                return True
-            time.sleep(every)
+            if time.monotonic() >= next_sample:
+                self.sample()
+                next_sample += every
+                if until is not None and until():
+                    return True
+            time.sleep(_POLL)
         return self.run.returncode is not None
 
     def finish(self, sig: signal.Signals = signal.SIGTERM, grace: float = 15.0) -> Run:
@@ -113,6 +118,5 @@ class Child:
     def _exited(self, status: int, rusage: resource.struct_rusage) -> None:
         self.run.seconds = time.monotonic() - self.started
         self.run.cpu = rusage.ru_utime + rusage.ru_stime
-        self.run.peak_rss = max(self.run.peak_rss, rusage.ru_maxrss * 1024)
         self.run.returncode = os.waitstatus_to_exitcode(status)
         self.proc.returncode = self.run.returncode
