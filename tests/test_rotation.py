@@ -310,17 +310,18 @@ def test_O10_renamed_while_stopped_and_a_new_file_only_the_new_records(
 
 
 class Unacked:
-    """The real exporter, but the process "dies" right after a batch was acknowledged and before the commit."""
+    """The real exporter; once `armed`, the process "dies" right after the next batch was acknowledged, before
+    its checkpoint was committed (the window a kill -9 can hit)."""
 
-    def __init__(self, shipper: Shipper, after: int) -> None:
+    def __init__(self, shipper: Shipper, *, armed: bool = False) -> None:
         self.shipper = shipper
-        self.after = after
-        self.shipped: list[str] = []
+        self.armed = armed
+        self.in_flight: list[str] = []
 
     def ship(self, events: Sequence[Event]) -> None:
         self.shipper.ship(events)
-        self.shipped += [str(e.body) for e in events]
-        if events and len(self.shipped) >= self.after:
+        if self.armed and events:
+            self.in_flight = [str(e.body) for e in events]
             raise SystemExit("killed between acknowledgement and checkpoint")
 
     def close(self) -> None:
@@ -337,14 +338,14 @@ def test_V5_restart_with_unacknowledged_batches_resends_only_the_batch_in_flight
     holder: list[Unacked] = []
 
     def wrap(shipper: Shipper) -> Unacked:
-        holder.append(Unacked(shipper, after=1))
+        holder.append(Unacked(shipper, armed=True))
         return holder[0]
 
     service = Service(collector, logs, state, wrap=wrap)
     with service:
         service.thread.join(10)
     assert isinstance(service.error, SystemExit)
-    in_flight = holder[0].shipped
+    in_flight = holder[0].in_flight
     with Service(collector, logs, state):
         got = wait_for(collector, texts)
     rotator.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -149,3 +151,33 @@ def test_a_corrupt_line_is_shipped_as_unparsed_and_the_file_keeps_flowing(
     assert code == 0, err
     assert len(rows) == 3
     assert [r["attributes"].get("logtail.parse_error") is not None for r in rows] == [False, True, False]
+
+
+def test_systemd_hears_ready_after_the_first_scan_watchdog_beats_and_stopping(
+    collector: DevCollector, tmp_path: Path
+) -> None:
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    logs.mkdir()
+    address = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(address)
+        sock.settimeout(15)
+        env = dict(os.environ, NOTIFY_SOCKET=address, WATCHDOG_USEC="400000")
+        process = subprocess.Popen(
+            [LOGTAIL, "run", "--logs-dir", str(logs), "--state-dir", str(state), "--endpoint", collector.http_endpoint],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            ready = sock.recv(4096).decode()
+            beats = [sock.recv(4096).decode() for _ in range(2)]
+            process.send_signal(signal.SIGTERM)
+            messages = [sock.recv(4096).decode()]
+            while not messages[-1].startswith("STOPPING=1"):
+                messages.append(sock.recv(4096).decode())
+            assert process.wait(15) == 0
+        finally:
+            process.kill()
+    assert ready.startswith("READY=1") and "following 0 files" in ready
+    assert beats == ["WATCHDOG=1", "WATCHDOG=1"]
