@@ -28,16 +28,16 @@ from tests.rotator import Rotator
 from tests.test_replay import LOGTAIL
 from tests.test_rotation import record
 
-PAD: Final = "x" * 2500  # big records: a backlog of tens of megabytes without a flood of requests
 MB: Final = 1 << 20
 
 
 class Writer:
     """LibreChat writing to the error and debug files from its own thread, rotating with gzip + unlink."""
 
-    def __init__(self, logs: Path, *, rate: float = 400.0, max_size: int = 256 << 10) -> None:
+    def __init__(self, logs: Path, *, rate: float = 400.0, max_size: int = 256 << 10, pad: int = 2500) -> None:
         self.rotators = [Rotator(logs, family, max_size=max_size, gzip=True) for family in ("error", "debug")]
         self.rate = rate  # records per second, all files together
+        self.pad = "x" * pad  # big records: a backlog of megabytes without a flood of requests
         self.written = 0
         self.bytes = 0
         self._stop = threading.Event()
@@ -56,7 +56,7 @@ class Writer:
             due = int((time.monotonic() - began) * self.rate)
             while self.written < due:
                 rotator = self.rotators[self.written % len(self.rotators)]
-                data = record(rotator.family, f"w-{self.written} {PAD}")
+                data = record(rotator.family, f"w-{self.written} {self.pad}")
                 rotator.write(data)
                 self.written += 1
                 self.bytes += len(data)
@@ -92,18 +92,28 @@ def wait_for_uids(collector: DevCollector, expected: set[str], timeout: float) -
     return received(collector)
 
 
-def tree_rss(pid: int) -> int:
-    """Resident memory of `pid` and all its descendants (the service forks a parse worker), in bytes."""
-    total, todo = 0, [pid]
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and all its descendants (the service may fork parse workers)."""
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
+        found.append(current)
         try:
-            status = Path(f"/proc/{current}/status").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            todo += [int(child) for child in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
         except OSError:
             continue
-        total += next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
-        todo += [int(child) for child in children]
+    return found
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of `pid` and all its descendants, in bytes."""
+    total = 0
+    for member in tree_pids(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
     return total
 
 
