@@ -8,6 +8,8 @@ import logging
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -138,6 +140,48 @@ def test_replay_state_and_dead_letters_are_owner_only_whatever_the_umask(tmp_pat
         assert path.stat().st_mode & 0o777 == 0o600, path
 
 
+def run_service(logs: Path, state: Path, endpoint: str, *extra: str) -> subprocess.Popen[str]:
+    """`logtail run` from the beginning of the files, under umask 0, its stderr kept."""
+    command = [LOGTAIL, "run", "--logs-dir", str(logs), "--state-dir", str(state), "--endpoint", endpoint]
+    return subprocess.Popen(
+        [*command, "--start-at", "beginning", "--poll-interval", "0.05", *extra],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.umask(0),
+    )
+
+
+def stop_service(process: subprocess.Popen[str]) -> str:
+    """SIGTERM, exit 0 expected; its stderr."""
+    process.terminate()
+    try:
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    return err
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert condition()
+
+
+@pytest.mark.timeout(60)
+def test_service_state_and_dead_letters_are_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    logs, state = write_logs(tmp_path / "logs"), tmp_path / "state"
+    dead = state / "dead-letter.jsonl"
+    with StubBackend(lambda records: Reply(status=400, message="bad")) as backend:
+        process = run_service(logs, state, backend.endpoint)
+        wait_until(lambda: dead.exists() and len(dead.read_text().splitlines()) == RECORDS)
+        stop_service(process)
+    (checkpoint,) = state.glob("*.json")
+    for path in (checkpoint, dead):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+
 # --- credentials never in logtail's own output --------------------------------------------------------------
 def secrets_in(text: str) -> list[str]:
     return [s for s in (HEADER_SECRET, KEY_SECRET, URL_SECRET) if s in text]
@@ -199,3 +243,22 @@ def test_a_malformed_headers_variable_is_reported_without_its_value(tmp_path: Pa
     )
     assert done.returncode == 2 and "OTEL_EXPORTER_OTLP_HEADERS" in done.stderr
     assert secrets_in(done.stdout + done.stderr) == []
+
+
+@pytest.mark.timeout(120)
+def test_the_service_logs_no_credentials_at_debug_level(collector: DevCollector, tmp_path: Path) -> None:
+    """Headers and endpoint userinfo, with self.log_level=debug, through a collector outage and back."""
+    logs, state = write_logs(tmp_path / "logs"), tmp_path / "state"
+    endpoint = collector.http_endpoint.replace("http://", f"http://logtail:{URL_SECRET}@")
+    headers = f"export.headers=Authorization=Bearer {HEADER_SECRET},x-api-key={KEY_SECRET}"
+    process = run_service(logs, state, endpoint, "--set", headers, "--set", "self.log_level=debug")
+    assert len(collector.wait_for_logs(RECORDS)) == RECORDS
+    collector.kill()
+    with (logs / "debug-2025-11-24.log").open("a") as more:
+        more.write("2025-11-24T23:26:00.000Z info: written while the collector is down\n")
+    time.sleep(2.0)  # export attempts fail and are logged
+    collector.start()
+    assert len(collector.wait_for_logs(RECORDS + 1)) == RECORDS + 1
+    err = stop_service(process)
+    assert "shipping" in err and "export failed" in err  # the endpoint and the failure path were logged
+    assert secrets_in(err) == []
