@@ -8,12 +8,15 @@ import gzip
 import io
 import os
 import random
+import time
 import zlib
 from pathlib import Path
 
 import pytest
 from test_parse_cli import run
+from test_security import run_service, stop_service
 
+from logtail.devcollector import DevCollector
 from logtail.files import discover
 from logtail.parse_cmd import write_events
 from logtail.pipeline import Pipeline, PrivacySettings
@@ -204,3 +207,48 @@ def test_corrupt_gz_keeps_the_records_before_the_damage_with_a_one_line_report(t
     assert events[0]["body"] == "good 1"
     kept = [e["body"] for e in events[1:]]
     assert kept and kept == [f"[x] good {n}" for n in range(len(kept))]
+
+
+# The same hostility under the live service: it keeps shipping the good files and does not spin.
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_service_ships_past_loops_directories_huge_and_binary_records_without_spinning(
+    collector: DevCollector, tmp_path: Path
+) -> None:
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    logs.mkdir()
+    (logs / "loop").symlink_to(logs)  # a directory loop
+    (logs / "debug-2025-11-25.log").symlink_to("debug-2025-11-25.log")  # a link to itself
+    (logs / "meiliSync-2025-11-24.log").symlink_to(tmp_path / "rotated-away")  # dangling
+    (logs / "error-2025-11-23.log").mkdir()  # a directory where a file is expected
+    error = logs / "error-2025-11-24.log"
+    error.write_bytes(GOOD_JSON % (1, 1) + b'{"level":"error","message":"' + b"y" * (10 << 20) + b'"}\n')
+    debug = logs / "debug-2025-11-24.log"
+    debug.write_bytes(GOOD_DEBUG % (1, 1) + b"2025-11-24T23:00:01.100Z warn: nul \x00 and \xff\xfe\n")
+    process = run_service(logs, state, collector.http_endpoint)
+    try:
+        rows = collector.wait_for_logs(4, timeout=60)
+        error.unlink()  # the live file replaced by a directory, then a new day's file appears
+        error.mkdir()
+        (logs / "error-2025-11-25.log").write_bytes(GOOD_JSON % (2, 2))
+        rows = collector.wait_for_logs(5, timeout=30)
+        idle_from = cpu_seconds(process.pid)
+        time.sleep(3)
+        idle_cpu = cpu_seconds(process.pid) - idle_from
+        assert process.poll() is None
+    finally:
+        err = stop_service(process)
+    bodies = sorted(str(r["body"])[:20] for r in rows)
+    assert len(rows) == 5, bodies
+    assert [b for b in bodies if "good" in b] == ["[x] good 1", "[x] good 2", "good 1"]
+    huge = next(r for r in rows if r["attributes"].get("logtail.truncated"))
+    assert huge["event_name"] == "librechat.unparsed" and len(str(huge["body"])) <= UNPARSED_BODY_CAP
+    assert idle_cpu < 1.0, f"{idle_cpu:.2f} s of CPU in 3 idle seconds: a busy loop"
+    assert "Traceback" not in err
