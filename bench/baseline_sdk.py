@@ -76,9 +76,12 @@ class Baseline:
             for log_file in discover([directory]):
                 if log_file.gz:
                     continue
-                with open(log_file.path, "rb") as stream:
-                    stream.seek(offsets.get(log_file.path, 0))
-                    data = stream.read()
+                try:
+                    with open(log_file.path, "rb") as stream:
+                        stream.seek(offsets.get(log_file.path, 0))
+                        data = stream.read()
+                except FileNotFoundError:  # gzipped away since the listing
+                    continue
                 complete = data[: data.rfind(b"\n") + 1]
                 if complete:
                     offsets[log_file.path] = offsets.get(log_file.path, 0) + len(complete)

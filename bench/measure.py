@@ -83,9 +83,6 @@ class Child:
         self.run.rss_series.append((time.monotonic() - self.started, now.rss))
         return now
 
-    def running(self) -> bool:
-        return self.proc.poll() is None
-
     def wait(self, *, every: float = 0.25, timeout: float = 3600.0, until: Callable[[], bool] | None = None) -> bool:
         """Sample every `every` seconds until the child exits (or `until()` holds); False on timeout."""
         deadline = time.monotonic() + timeout
@@ -107,7 +104,7 @@ class Child:
         """Stop the child with `sig` (if it still runs) and collect its totals."""
         if self.run.returncode is None:
             self.sample()
-            self.proc.send_signal(sig)
+            os.kill(self.proc.pid, sig)  # not Popen.send_signal: its poll() would reap the child before wait4
             if not self.wait(every=0.1, timeout=grace):
                 self.proc.kill()
                 self.wait(every=0.1)
