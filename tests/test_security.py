@@ -245,6 +245,7 @@ def test_a_malformed_headers_variable_is_reported_without_its_value(tmp_path: Pa
     assert secrets_in(done.stdout + done.stderr) == []
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_the_service_logs_no_credentials_at_debug_level(collector: DevCollector, tmp_path: Path) -> None:
     """Headers and endpoint userinfo, with self.log_level=debug, through a collector outage and back."""
