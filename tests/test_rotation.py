@@ -410,6 +410,66 @@ def test_L9_login_log_truncated_while_stopped_is_read_again_from_its_start(
     exactly_once(got, names("before-restart", 10) + names("after-restart", 12))
 
 
+@pytest.mark.parametrize("pause", [0.0, 0.005])
+def test_O3_repeated_copytruncate_with_shifted_copies_while_writing(
+    pause: float, collector: DevCollector, dirs: tuple[Path, Path]
+) -> None:
+    logs, state = dirs
+    path = logs / "login-logs.log"
+    expected = names("ct", 120)
+    with Service(collector, logs, state), path.open("ab") as out:
+        for i, text in enumerate(expected):
+            out.write(record("login", text))
+            out.flush()
+            if i % 30 == 29:  # logrotate (rotate 4): shift .2 -> .3, .1 -> .2, copy to .1, truncate
+                for n in (3, 2, 1):
+                    if (logs / f"login-logs.log.{n}").exists():
+                        (logs / f"login-logs.log.{n}").rename(logs / f"login-logs.log.{n + 1}")
+                copytruncate(path, logs / "login-logs.log.1")
+            time.sleep(pause)
+        got = wait_for(collector, expected)
+    exactly_once(got, expected)
+
+
+def test_O4_archives_deleted_before_they_are_read_lose_only_themselves_and_repeat_nothing(
+    collector: DevCollector, dirs: tuple[Path, Path]
+) -> None:
+    logs, state = dirs
+    rotator = Rotator(logs, "error", max_size=600, gzip=True)
+    texts = names("del", 200)
+    slow = Timing(poll_interval=0.3, scan_interval=0.3, flush_after=0.3, release_after=0.5, linger=0.02)
+    with Service(collector, logs, state, timing=slow):
+        for i, text in enumerate(texts):
+            rotator.write(record("error", text))
+            if i % 40 == 39:
+                for archive in sorted(logs.glob("*.gz"))[:-1]:
+                    archive.unlink()  # retention racing the reader
+        rotator.close()
+        time.sleep(1.0)
+        got = wait_for(collector, texts[-5:])
+    assert set(got) <= set(texts)
+    assert all(n == 1 for n in got.values())
+    assert set(texts[-5:]) <= set(got)
+
+
+def test_O18_daily_files_that_begin_alike_are_different_files(collector: DevCollector, dirs: tuple[Path, Path]) -> None:
+    """meiliSync lines carry no timestamp: two days' files can start with the same bytes."""
+    logs, state = dirs
+    same_start = b"".join(record("meili", "[indexSync] start") for _ in range(3))
+    day1, day2 = logs / "meiliSync-2025-11-24.log", logs / "meiliSync-2025-11-25.log"
+    day1.write_bytes(same_start + record("meili", "day1-end"))
+    with Service(collector, logs, state):
+        wait_for(collector, ["day1-end"])
+        day2.write_bytes(same_start + record("meili", "day2-end"))
+        got = wait_for(collector, ["day1-end", "day2-end"])
+    assert got == Counter({"[indexSync] start": 6, "day1-end": 1, "day2-end": 1})
+    with day2.open("ab") as out:
+        out.write(record("meili", "day2-after-restart"))
+    with Service(collector, logs, state):
+        got = wait_for(collector, ["day2-after-restart"])
+    assert got == Counter({"[indexSync] start": 6, "day1-end": 1, "day2-end": 1, "day2-after-restart": 1})
+
+
 # Moves (O1, O5, O6, O7) -----------------------------------------------------------------------------------
 def test_O1_rename_and_recreate_three_times_all_records_once(collector: DevCollector, dirs: tuple[Path, Path]) -> None:
     logs, state = dirs

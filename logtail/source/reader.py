@@ -66,9 +66,13 @@ class Reader:
     last_data: float = 0.0  # when bytes last arrived
     lost_since: float | None = None  # when the file was last found under a watched name
     finished: bool = False
+    # The first bytes as read, while reading from byte 0: the fingerprint grows with them, so a file truncated
+    # before a scan looked at it again still has the identity of what was read (its copy is recognised).
+    prefix: bytes | None = None
 
     def __post_init__(self) -> None:
         self.position = self.checkpoint.offset
+        self.prefix = b"" if self.position == 0 else None
         self.splitter = splitter_for(self.file.family, self.max_record, self.position, self.checkpoint.line)
         self.claim.upto = max(self.claim.upto, self.position)
         self.last_data = self.now
@@ -98,6 +102,9 @@ class Reader:
     def read(self, budget: int) -> tuple[list[Item], int]:
         """Records completed by up to `budget` new bytes, and how many bytes were read (0: at the end)."""
         chunk = self.stream.read1(budget)
+        if self.prefix is not None and len(self.prefix) < FINGERPRINT_SIZE and chunk:
+            self.prefix += chunk[: FINGERPRINT_SIZE - len(self.prefix)]
+            self.checkpoint.fingerprint = Fingerprint.of(self.prefix)
         self.position += len(chunk)
         return self._items(self.splitter.feed(chunk)) if chunk else [], len(chunk)
 
@@ -136,10 +143,10 @@ class Reader:
         """
         old = self.checkpoint
         self.stream.seek(0)
-        head = self.head(FINGERPRINT_SIZE)
-        self.checkpoint = Checkpoint(Fingerprint.of(head), old.name, str(self.file.path), 0)
+        self.checkpoint = Checkpoint(Fingerprint.of(b""), old.name, str(self.file.path), 0)
         self.claim = Claim()
         self.position = 0
+        self.prefix = b""
         self.splitter = splitter_for(self.file.family, self.max_record)
         self.ctx = None
         self.last_data = now
