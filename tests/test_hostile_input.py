@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from test_outage import MB, tree_rss
 from test_parse_cli import run
 from test_security import run_service, stop_service
 
@@ -252,3 +253,35 @@ def test_the_service_ships_past_loops_directories_huge_and_binary_records_withou
     assert huge["event_name"] == "librechat.unparsed" and len(str(huge["body"])) <= UNPARSED_BODY_CAP
     assert idle_cpu < 1.0, f"{idle_cpu:.2f} s of CPU in 3 idle seconds: a busy loop"
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_service_cuts_a_record_that_keeps_growing_and_ships_what_follows(
+    collector: DevCollector, tmp_path: Path
+) -> None:
+    """A debug record that grows for seconds past the cap, then an unterminated JSON line doing the same."""
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    logs.mkdir()
+    debug, error = logs / "debug-2025-11-24.log", logs / "error-2025-11-24.log"
+    process = run_service(logs, state, collector.http_endpoint)
+    try:
+        with debug.open("ab") as out, error.open("ab") as err_out:
+            out.write(GOOD_DEBUG % (1, 1) + b"2025-11-24T23:00:01.000Z debug: endless\n")
+            err_out.write(b'{"level":"error","message":"')
+            for _ in range(30):  # 3 MB into each over 3 s, never a record boundary
+                out.write(b"    more of the same record, line after line\n" * 2200)
+                err_out.write(b"z" * 100_000)
+                out.flush()
+                err_out.flush()
+                time.sleep(0.1)
+            assert tree_rss(process.pid) < 300 * MB
+            out.write(GOOD_DEBUG % (2, 2))
+            err_out.write(b'"}\n' + GOOD_JSON % (1, 1))
+        rows = collector.wait_for_logs(5, timeout=60)
+        assert process.poll() is None
+    finally:
+        stop_service(process)
+    assert sorted(str(r["body"])[:10] for r in rows if "good" in str(r["body"])) == ["[x] good 1", "good 1", "good 2"]
+    cut = [r for r in rows if r["attributes"].get("logtail.truncated")]
+    assert len(rows) == 5 and len(cut) == 2, [str(r["body"])[:40] for r in rows]
