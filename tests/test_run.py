@@ -7,12 +7,13 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import orjson
 import pytest
 
-from logtail.devcollector import DevCollector
+from logtail.devcollector import DevCollector, free_port
 from tests.rotator import Rotator
 from tests.test_replay import LOGTAIL
 from tests.test_rotation import exactly_once, names, record, wait_for, write_all
@@ -181,3 +182,45 @@ def test_systemd_hears_ready_after_the_first_scan_watchdog_beats_and_stopping(
             process.kill()
     assert ready.startswith("READY=1") and "following 0 files" in ready
     assert beats == ["WATCHDOG=1", "WATCHDOG=1"]
+
+
+@pytest.mark.slow
+def test_sigterm_with_the_backend_down_still_exits_0_within_10_s_and_nothing_is_lost(
+    collector: DevCollector, tmp_path: Path
+) -> None:
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    rotator = Rotator(logs, "error", gzip=True)
+    process = start(logs, state, "--endpoint", collector.http_endpoint, "--start-at", "beginning")
+    write_all(rotator, names("sent", 5))
+    wait_for(collector, names("sent", 5))
+    collector.kill()
+    write_all(rotator, names("stuck", 5))
+    time.sleep(1.0)  # read, and being retried
+    code, err, took = stop(process)
+    assert code == 0, err
+    assert took < 10
+    collector.start()
+    process = start(logs, state, "--endpoint", collector.http_endpoint)
+    got = wait_for(collector, names("sent", 5) + names("stuck", 5))
+    stop(process)
+    rotator.close()
+    exactly_once(got, names("sent", 5) + names("stuck", 5))
+
+
+def test_the_health_endpoint_serves_the_services_counters(collector: DevCollector, tmp_path: Path) -> None:
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    rotator = Rotator(logs, "error", gzip=False)
+    port = free_port()
+    process = start(
+        logs, state, "--endpoint", collector.http_endpoint, "--set", f"self.health_address=127.0.0.1:{port}"
+    )
+    try:
+        write_all(rotator, names("h", 3))
+        wait_for(collector, names("h", 3))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    finally:
+        code, err, _ = stop(process)
+        rotator.close()
+    assert code == 0, err
+    assert "logtail_bytes_read" in text.replace(".", "_")

@@ -62,6 +62,7 @@ class Tracker:
         self.readers: list[Reader] = []
         self.scans = 0
         self._problems: dict[Path, str] = {}  # path -> problem reported (once until it changes)
+        self._archive_heads: dict[tuple[Path, int, int, int], bytes] = {}  # archives do not change: decompress once
 
     # Scanning --------------------------------------------------------------------------------------------
     def watched_dirs(self) -> list[Path]:
@@ -110,7 +111,7 @@ class Tracker:
                     seen.add(id(reader))
                     self._follow(reader, item, now)
                     continue
-                head = _head(item)
+                head = self._head(item, status)
             except FileNotFoundError:
                 continue  # gone since the listing
             except READ_ERRORS as exc:
@@ -121,9 +122,20 @@ class Tracker:
             if head:  # an empty file has no identity yet; it is looked at again once written to
                 self._place(item, head, status, now, seen, taken)
         self._lost(seen, now)
+        present = {item.path for item in files}
+        self._archive_heads = {key: head for key, head in self._archive_heads.items() if key[0] in present}
         if clean:  # a checkpoint no file matches any more belongs to a file deleted for good (retention)
             self.stored = [checkpoint for checkpoint in self.stored if id(checkpoint) in taken]
         self.scans += 1
+
+    def _head(self, item: LogFile, status: os.stat_result) -> bytes:
+        if not item.gz:
+            return _head(item)
+        key = (item.path, status.st_ino, status.st_size, status.st_mtime_ns)
+        head = self._archive_heads.get(key)
+        if head is None:
+            head = self._archive_heads[key] = _head(item)
+        return head
 
     def _place(
         self, item: LogFile, head: bytes, status: os.stat_result, now: float, seen: set[int], taken: set[int]

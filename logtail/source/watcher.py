@@ -29,6 +29,8 @@ class Watcher(FileSystemEventHandler):
         self._rescan = threading.Event()
         self._observer = Observer()
         for directory in dirs:
+            if not directory.is_dir():
+                continue  # the stat poll finds what appears there
             try:
                 self._observer.schedule(self, str(directory), recursive=False)
             except OSError as exc:  # inotify limits: the stat poll still covers the directory
