@@ -58,12 +58,11 @@ class Reader:
     stream: io.BufferedIOBase
     checkpoint: Checkpoint
     max_record: int
-    now: float
+    last_data: float  # when bytes last arrived (monotonic)
     claim: Claim = field(default_factory=Claim)
     position: int = 0  # next byte of the decompressed stream to read
     splitter: Splitter = field(init=False)
     ctx: FileContext | None = None
-    last_data: float = 0.0  # when bytes last arrived
     lost_since: float | None = None  # when the file was last found under a watched name
     finished: bool = False
     # The first bytes as read, while reading from byte 0: the fingerprint grows with them, so a file truncated
@@ -75,7 +74,6 @@ class Reader:
         self.prefix = b"" if self.position == 0 else None
         self.splitter = splitter_for(self.file.family, self.max_record, self.position, self.checkpoint.line)
         self.claim.upto = max(self.claim.upto, self.position)
-        self.last_data = self.now
 
     @property
     def inode(self) -> tuple[int, int] | None:

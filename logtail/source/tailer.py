@@ -96,7 +96,11 @@ class Tailer:
                 read = self._round(now)
                 self.on_beat()
                 if not read:
-                    self.watcher.wait(self.timing.poll_interval)
+                    # A held record is handed out `flush_after` after its file stopped growing, not a poll later.
+                    held = self.tracker.holding()
+                    self.watcher.wait(
+                        min(self.timing.poll_interval, self.timing.flush_after) if held else self.timing.poll_interval
+                    )
                 elif read < BATCH:
                     self._stopping.wait(self.timing.linger)
         except ShutdownInterrupted:

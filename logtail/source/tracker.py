@@ -268,6 +268,10 @@ class Tracker:
             return reader.flush()
         return []
 
+    def holding(self) -> bool:
+        """Whether some file's last record waits for more bytes or for `flush_after`."""
+        return any(reader.splitter.pending for reader in self.readers)
+
     def release(self) -> None:
         """Close the readers read to their end whose records are committed; their files are done."""
         for reader in [r for r in self.readers if r.finished]:
