@@ -4,8 +4,9 @@ Each round reads what the files hold (up to a batch), runs the pipeline, hands t
 and, once `Sink.ship` returned, advances the checkpoints of exactly those records and saves the state
 file. Scans run when the watcher reports files created, deleted or moved, and every `scan_interval`
 in case it missed something; between rounds the loop sleeps until the watcher or the poll interval
-wakes it. `stop()` ends the loop after the batch in hand: what was read is shipped and committed,
-partial records stay unread and are read whole after a restart.
+wakes it; a heartbeat thread tells systemd's watchdog the loop is alive. `stop()` ends the loop after
+the batch in hand: what was read is shipped and committed, partial records stay unread and are read
+whole after a restart.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from logtail.source.tracker import Tracker
 from logtail.source.watcher import Watcher
 
 BATCH: Final = 2048
+HEARTBEAT: Final = 1.0  # seconds between watchdog beats (the notifier sends at most one per half WatchdogSec)
+STALL: Final = 30.0  # a loop that neither turned nor waited on the backend this long is stuck: beats stop
 
 log = logging.getLogger("logtail.source")
 
@@ -74,14 +77,24 @@ class Tailer:
         )
         self.watcher = Watcher(self.tracker.watched_dirs())
         self._stopping = threading.Event()
+        self._turned = time.monotonic()  # when the loop last went round
+        self._shipping = False
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it and return from `run`; safe from any thread."""
         self._stopping.set()
         self.watcher.wake.set()
 
+    def _heartbeat(self) -> None:
+        """Beats while the loop turns or waits on the backend (an outage is not a hang); a loop stuck anywhere
+        else, such as a read on a dead network file system, stops them and systemd restarts the service."""
+        while not self._stopping.wait(HEARTBEAT):
+            if self._shipping or time.monotonic() - self._turned < self.timing.poll_interval + STALL:
+                self.on_beat()
+
     def run(self) -> None:
         self.watcher.start()
+        threading.Thread(target=self._heartbeat, name="logtail-heartbeat", daemon=True).start()
         try:
             now = time.monotonic()
             self.tracker.scan(now)
@@ -94,7 +107,7 @@ class Tailer:
                     self.tracker.scan(now)
                     last_scan = now
                 read = self._round(now)
-                self.on_beat()
+                self._turned = time.monotonic()
                 if not read:
                     # A held record is handed out `flush_after` after its file stopped growing, not a poll later.
                     held = self.tracker.holding()
@@ -115,7 +128,11 @@ class Tailer:
         items = self.tracker.read(BATCH, now)
         events = [item.event for item in items if item.event is not None]
         self.pipeline.process(events)
-        self.sink.ship(events)  # with nothing to send, it exports metrics when they are due
+        self._shipping = True
+        try:
+            self.sink.ship(events)  # with nothing to send, it exports metrics when they are due
+        finally:
+            self._shipping = False
         self.tracker.commit(items)
         self.tracker.release()
         self.state.save(self.tracker.checkpoints())
