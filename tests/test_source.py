@@ -10,8 +10,11 @@ import orjson
 import pytest
 
 from logtail.devcollector import DevCollector
+from logtail.selfmetrics import SelfMetrics
 from logtail.source.checkpoint import Checkpoint, StateFile
 from logtail.source.fingerprint import FINGERPRINT_SIZE, NO_MARKER, Fingerprint, Marker
+from logtail.source.tracker import Tracker
+from parsers.event import FAMILIES
 from tests.rotator import Rotator
 from tests.test_rotation import Service, exactly_once, names, record, wait_for, write_all
 
@@ -133,3 +136,24 @@ def test_a_gzip_archive_and_its_plain_file_have_the_same_identity(collector: Dev
     exactly_once(got, names("m", 5))
     uids = [r["attributes"]["log.record.uid"] for r in collector.logs()]
     assert set(uids[:4]) == first and len(set(uids)) == 5
+
+
+def test_a_login_log_inside_the_logs_directory_is_found_once_however_it_is_spelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "login-logs.log").write_bytes(record("login", "x"))
+    tracker = Tracker(
+        Path("logs"),
+        tmp_path / "logs" / "login-logs.log",
+        frozenset(FAMILIES),
+        StateFile(tmp_path / "state", Path("logs")),
+        start_at="beginning",
+        max_record=1 << 20,
+        flush_after=1.0,
+        release_after=1.0,
+        self_metrics=SelfMetrics(),
+    )
+    files, clean = tracker.candidates()
+    assert clean and [f.path.name for f in files] == ["login-logs.log"]

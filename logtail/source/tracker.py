@@ -48,8 +48,9 @@ class Tracker:
         release_after: float,
         self_metrics: SelfMetrics,
     ) -> None:
-        self.logs_dir = logs_dir
-        self.login_log = login_log
+        # Absolute, so a login log given relative to the logs directory is not listed twice under two spellings.
+        self.logs_dir = Path(os.path.abspath(logs_dir))
+        self.login_log = Path(os.path.abspath(login_log)) if login_log else None
         self.families = families
         self.start_at = start_at
         self.max_record = max_record
