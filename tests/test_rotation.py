@@ -7,6 +7,7 @@ receiver's bodies say exactly what was lost or sent twice.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -566,3 +567,22 @@ def test_an_unwritable_state_dir_is_reported_shipping_continues_and_the_checkpoi
         time.sleep(0.5)
     rotator.close()
     exactly_once(bodies(collector), names("ro", 10))
+
+
+def test_L10_a_first_start_from_the_beginning_reads_a_mixed_archive_directory_oldest_first(
+    collector: DevCollector, dirs: tuple[Path, Path]
+) -> None:
+    logs, state = dirs
+    rotator = Rotator(logs, "error", max_size=500, gzip=True)
+    texts = names("arch", 60)
+    for i, text in enumerate(texts):
+        if i == 30:
+            rotator.new_day("2025-11-25")
+        rotator.write(record("error", text))
+    rotator.close()
+    for age, path in enumerate(sorted(logs.iterdir())):  # modification times that say nothing about the order
+        os.utime(path, (1_700_000_000 - 1000 * age, 1_700_000_000 - 1000 * age))
+    with Service(collector, logs, state):
+        got = wait_for(collector, texts)
+    exactly_once(got, texts)
+    assert [str(r["body"]) for r in collector.logs()] == texts

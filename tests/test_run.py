@@ -51,6 +51,20 @@ def test_a_missing_logs_directory_is_one_line_and_exit_2(tmp_path: Path) -> None
     assert "nope" in done.stderr
 
 
+def test_without_a_logs_directory_setting_run_says_how_to_give_one_and_exits_2(tmp_path: Path) -> None:
+    empty = tmp_path / "logtail.toml"
+    empty.write_text("")  # not /etc/logtail/logtail.toml, whatever this machine has there
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGTAIL_", "OTEL_"))} | {
+        "LOGTAIL_CONFIG": str(empty)
+    }
+    done = subprocess.run([LOGTAIL, "run"], capture_output=True, text=True, timeout=30, check=False, env=env)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "source.logs_dir: required; set it in the configuration file, as LOGTAIL_SOURCE_LOGS_DIR or with --set "
+        "source.logs_dir=..."
+    ]
+
+
 def test_bad_settings_are_one_line_each_and_exit_2(tmp_path: Path) -> None:
     done = subprocess.run(
         [LOGTAIL, "run", "--logs-dir", str(tmp_path), "--endpoint", "ftp://x", "--set", "source.start_at=middle"],
