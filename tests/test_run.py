@@ -19,12 +19,15 @@ from tests.test_replay import LOGTAIL
 from tests.test_rotation import exactly_once, names, record, wait_for, write_all
 
 
-def start(logs: Path, state: Path, *args: str) -> subprocess.Popen[str]:
+def start(logs: Path, state: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    # Warnings only: an info line per file followed would fill the unread pipe in a long test.
+    quiet = ("--set", "self.log_level=warning")
     return subprocess.Popen(
-        [LOGTAIL, "run", "--logs-dir", str(logs), "--state-dir", str(state), "--poll-interval", "0.05", *args],
+        [LOGTAIL, "run", "--logs-dir", str(logs), "--state-dir", str(state), "--poll-interval", "0.05", *quiet, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
 
 
@@ -179,12 +182,7 @@ def test_systemd_hears_ready_after_the_first_scan_watchdog_beats_even_with_the_b
         sock.bind(address)
         sock.settimeout(15)
         env = dict(os.environ, NOTIFY_SOCKET=address, WATCHDOG_USEC="400000")
-        process = subprocess.Popen(
-            [LOGTAIL, "run", "--logs-dir", str(logs), "--state-dir", str(state), "--endpoint", collector.http_endpoint],
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        process = start(logs, state, "--endpoint", collector.http_endpoint, env=env)
         try:
             ready = sock.recv(4096).decode()
             beats = [sock.recv(4096).decode() for _ in range(2)]
