@@ -116,10 +116,15 @@ def run_command(
         timer.daemon = True
         timer.start()
 
+    signals: list[int] = []
+
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
+        # Asked twice: give up the batch in hand now (it is read again at the next start).
+        again = bool(signals)
+        signals.append(signum)
+        log.info("signal %d: %s", signum, "stopping now" if again else "stopping")
         # Event.set takes a lock the interrupted main thread may hold: do it from another thread.
-        threading.Thread(target=drain, daemon=True).start()
+        threading.Thread(target=halt.set if again else drain, daemon=True).start()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
