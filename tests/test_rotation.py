@@ -586,3 +586,19 @@ def test_L10_a_first_start_from_the_beginning_reads_a_mixed_archive_directory_ol
         got = wait_for(collector, texts)
     exactly_once(got, texts)
     assert [str(r["body"]) for r in collector.logs()] == texts
+
+
+def test_A7_a_file_rewritten_atomically_with_the_same_beginning_sends_only_what_is_new(
+    collector: DevCollector, dirs: tuple[Path, Path]
+) -> None:
+    logs, state = dirs
+    path = logs / "error-2025-11-24.log"
+    first = b"".join(record("error", t) for t in names("kept", 5))
+    path.write_bytes(first)
+    with Service(collector, logs, state):
+        wait_for(collector, names("kept", 5))
+        temporary = logs / "rewrite.tmp"
+        temporary.write_bytes(first + b"".join(record("error", t) for t in names("new", 3)))
+        temporary.rename(path)  # a new inode under the same name, beginning with the same bytes
+        got = wait_for(collector, names("kept", 5) + names("new", 3))
+    exactly_once(got, names("kept", 5) + names("new", 3))

@@ -4,9 +4,9 @@ A scan lists the logs directory (and the login log's), and for every LibreChat l
 - a plain file whose inode an open reader holds is that reader's file (perhaps renamed); its first bytes
   and the bytes before the acknowledged offset must still be what was read, else it was truncated or
   overwritten and is read again from its start;
-- a file whose first bytes match an open reader's is that reader's content under another name: the
-  `.gz` of a file being finished from its descriptor (ignored) or a logrotate copy (read on from where
-  the original was, sharing its claim so no record is read twice);
+- a file whose first bytes match an open reader's is that reader's content under another name or inode:
+  the `.gz` of a file being finished from its descriptor (ignored), a logrotate copy or an atomic rewrite
+  (read on from where the original was, sharing its claim so no record is read twice);
 - otherwise a saved checkpoint with the same fingerprint (and, for dated files, the same name: the
   rotator never renames them, and meiliSync files of different days can begin alike) says where to resume;
 - otherwise the file is new: read from its start, except at the very first start with `start_at=end`.
@@ -144,12 +144,13 @@ class Tracker:
         name = item.path.name.removesuffix(".gz")
         twin = next((r for r in self.readers if _same_content(r.checkpoint, item, name, head)), None)
         if twin is not None:
-            if twin.file.gz:
-                seen.add(id(twin))  # an archive being read; a plain twin is found by its inode or is gone
-            elif not item.gz and item.date is None:
-                # A copy of a followed file (copytruncate): go on from where the original is.
+            if not item.gz:
+                # A copy of a followed file (copytruncate) or its replacement (an atomic rewrite with the same
+                # beginning): go on from where the original is.
                 copy = Checkpoint(twin.checkpoint.fingerprint, twin.checkpoint.name, str(item.path), 0)
                 self._open(item, copy, now, resume=twin)
+            elif twin.file.gz:
+                seen.add(id(twin))  # the archive being read; the `.gz` of a plain file is finished from its descriptor
             return
         checkpoint = self._stored(item, name, head, taken)
         if checkpoint is None:
