@@ -23,19 +23,19 @@ MIB = 1 << 20
 def run(bench: Bench, sizes: Sizes, only: set[str]) -> list[Result]:
     results: list[Result] = []
     if "replay-error" in only:
-        data, count, size = bench.data("error", families=["error"], records=sizes.error_records)
-        results += bench.replay("replay-error", data, count, size)
+        data, written = bench.data("error", families=["error"], records=sizes.error_records)
+        results += bench.replay("replay-error", data, written)
     if "replay-debug" in only:
-        data, count, size = bench.data("debug", families=["debug"], size=sizes.debug_bytes)
-        results += bench.replay("replay-debug", data, count, size)
+        data, written = bench.data("debug", families=["debug"], size=sizes.debug_bytes)
+        results += bench.replay("replay-debug", data, written)
     if "tail" in only:
         results += bench.tail(sizes.tail_seconds)
     if "idle" in only:
         results += bench.idle(sizes.idle_seconds)
     if "replay-1gb" in only:
-        data, count, size = bench.data("mix", size=sizes.big_bytes, gzip=True)
+        data, written = bench.data("mix", size=sizes.big_bytes, gzip=True)
         # logtail only: the SDK baseline would add ten minutes; its memory is flat (see the other replays).
-        results += bench.replay("replay-1gb", data, count, size, shippers=("logtail",))
+        results += bench.replay("replay-1gb", data, written, shippers=("logtail",))
     return results
 
 

@@ -29,10 +29,11 @@ def mix(events: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
 
 @pytest.mark.parametrize("corpus", ["v0.7", "v0.8"])
 def test_cycles_scale_the_sample_mix_exactly(tmp_path: Path, samples: Path, corpus: str) -> None:
-    count, _ = generate(tmp_path, corpus=corpus, cycles=3, max_size=parse_size("64KiB"), gzip=True)
+    written = generate(tmp_path, corpus=corpus, cycles=3, max_size=parse_size("64KiB"), gzip=True)
     events = parsed(tmp_path)
     sample = mix(parsed(samples / corpus))
-    assert len(events) == count == 3 * sample.total()
+    assert len(events) == written.records == 3 * sample.total()
+    assert written.twins == sum(e["attributes"].get("logtail.twin", False) for e in events) > 0
     assert mix(events) == Counter({key: 3 * n for key, n in sample.items()})
     assert not any(e["event_name"] == "librechat.unparsed" for e in events)
     if corpus == "v0.7":
@@ -65,7 +66,7 @@ def test_ids_are_fresh_per_cycle_and_consistent_within_a_request(tmp_path: Path)
 def test_same_seed_same_bytes_and_size_is_reached(tmp_path: Path) -> None:
     size = parse_size("300KB")
     for run in ("a", "b"):
-        _, written = generate(tmp_path / run, size=size, seed=7)
+        written = generate(tmp_path / run, size=size, seed=7).bytes
         assert size <= written < size + 64 * 1024
     generate(tmp_path / "c", size=size, seed=8)
     a, b, c = (sorted((tmp_path / run).iterdir()) for run in "abc")
