@@ -327,3 +327,26 @@ def test_the_service_ships_past_a_fifo_named_like_a_log_file(collector: DevColle
     finally:
         process.kill()
         process.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.xfail(
+    strict=True,
+    reason="logtail/source/ keeps one descriptor open per known file, archives included: with more files than "
+    "RLIMIT_NOFILE (1024 is systemd's default soft limit) opens fail with EMFILE, the exporter cannot open a "
+    "socket or the checkpoint its temp file, and nothing at all is shipped",
+)
+def test_more_archives_than_file_descriptors_are_all_shipped(collector: DevCollector, tmp_path: Path) -> None:
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    logs.mkdir()
+    archives = 1200  # e.g. 14 days of a busy debug log rotated at 20 MB
+    for n in range(1, archives + 1):
+        (logs / f"debug-2025-11-24.log.{n}.gz").write_bytes(gzip.compress(GOOD_DEBUG % (1, n)))
+    process = run_service(logs, state, collector.http_endpoint, limit_files=1024)
+    try:
+        assert len(collector.wait_for_logs(archives, timeout=30)) == archives
+        stop_service(process)
+    finally:
+        process.kill()
+        process.wait()

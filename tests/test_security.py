@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import logging
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -140,14 +141,22 @@ def test_replay_state_and_dead_letters_are_owner_only_whatever_the_umask(tmp_pat
         assert path.stat().st_mode & 0o777 == 0o600, path
 
 
-def run_service(logs: Path, state: Path, endpoint: str, *extra: str) -> subprocess.Popen[str]:
-    """`logtail run` from the beginning of the files, under umask 0, its stderr kept."""
+def run_service(
+    logs: Path, state: Path, endpoint: str, *extra: str, limit_files: int | None = None
+) -> subprocess.Popen[str]:
+    """`logtail run` from the beginning of the files, under umask 0 (and `limit_files` descriptors), stderr kept."""
     command = [LOGTAIL, "run", "--logs-dir", str(logs), "--state-dir", str(state), "--endpoint", endpoint]
+
+    def limits() -> None:
+        os.umask(0)
+        if limit_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit_files, limit_files))
+
     return subprocess.Popen(
         [*command, "--start-at", "beginning", "--poll-interval", "0.05", *extra],
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: os.umask(0),
+        preexec_fn=limits,
     )
 
 
