@@ -345,7 +345,7 @@ def test_more_archives_than_file_descriptors_are_all_shipped(collector: DevColle
         (logs / f"debug-2025-11-24.log.{n}.gz").write_bytes(gzip.compress(GOOD_DEBUG % (1, n)))
     process = run_service(logs, state, collector.http_endpoint, limit_files=1024)
     try:
-        assert len(collector.wait_for_logs(archives, timeout=30)) == archives
+        assert len(collector.wait_for_logs(archives, timeout=15)) == archives
         stop_service(process)
     finally:
         process.kill()
