@@ -23,11 +23,19 @@ def _digest(data: bytes) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Fingerprint:
-    """Hash of the first `size` bytes; grows with a young file until it reaches `FINGERPRINT_SIZE`."""
+class _Sample:
+    """A hash of `size` bytes of a file, and whether some bytes are those."""
 
     size: int
     digest: str
+
+    def _holds(self, sample: bytes) -> bool:
+        return len(sample) == self.size and _digest(sample) == self.digest
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint(_Sample):
+    """Hash of the first `size` bytes; grows with a young file until it reaches `FINGERPRINT_SIZE`."""
 
     @classmethod
     def of(cls, head: bytes) -> Fingerprint:
@@ -36,15 +44,12 @@ class Fingerprint:
 
     def matches(self, head: bytes) -> bool:
         """Whether a file starting with `head` is the file this fingerprint was taken of."""
-        return len(head) >= self.size and _digest(head[: self.size]) == self.digest
+        return self._holds(head[: self.size])
 
 
 @dataclass(frozen=True, slots=True)
-class Marker:
+class Marker(_Sample):
     """Hash of the `size` bytes that end at a checkpoint's offset (size 0: nothing to check)."""
-
-    size: int
-    digest: str
 
     @classmethod
     def of(cls, tail: bytes) -> Marker:
@@ -52,7 +57,7 @@ class Marker:
         return cls(len(tail), _digest(tail))
 
     def matches(self, tail: bytes) -> bool:
-        return self.size == 0 or (len(tail) >= self.size and _digest(tail[-self.size :]) == self.digest)
+        return self.size == 0 or self._holds(tail[-self.size :])
 
 
 NO_MARKER: Final = Marker(0, "")
