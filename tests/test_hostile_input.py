@@ -350,3 +350,28 @@ def test_more_archives_than_file_descriptors_are_all_shipped(collector: DevColle
     finally:
         process.kill()
         process.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(
+    strict=True,
+    reason="logtail/source/ follows a symlink named like a log file to any file logtail may read: whoever can "
+    "write the logs directory (LibreChat's user, a container) gets logtail's own files (its configuration, "
+    "other logs) shipped; links resolving outside source.logs_dir should be skipped and reported",
+)
+def test_the_service_does_not_follow_a_link_out_of_the_logs_directory(collector: DevCollector, tmp_path: Path) -> None:
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    logs.mkdir()
+    private = tmp_path / "logtail.toml"
+    private.write_text('[export]\nendpoint = "https://otlp.example"\n')
+    (logs / "debug-2025-11-24.log").symlink_to(private)
+    (logs / "error-2025-11-24.log").write_bytes(GOOD_JSON % (1, 1))
+    process = run_service(logs, state, collector.http_endpoint)
+    try:
+        rows = collector.wait_for_logs(1, settle=3.0)
+        stop_service(process)
+    finally:
+        process.kill()
+        process.wait()
+    assert [r["body"] for r in rows] == ["[x] good 1"]
