@@ -392,3 +392,41 @@ def test_stats_reports_a_corrupt_gz_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert str(damaged) in line
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_the_service_ships_a_damaged_archive_up_to_the_damage_and_the_other_files(
+    collector: DevCollector, tmp_path: Path
+) -> None:
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    logs.mkdir()
+    records = b"".join(GOOD_JSON % (n, n % 10) for n in range(20_000))
+    damaged = logs / "error-2025-11-24.log.1.gz"
+    damaged.write_bytes(corrupt_gzip(records))
+    readable = len(read_until_damage(damaged).splitlines())
+    (logs / "error-2025-11-24.log.2").write_bytes(GOOD_JSON % (20_000, 0))
+    (logs / "debug-2025-11-24.log").write_bytes(GOOD_DEBUG % (1, 1))
+    process = run_service(logs, state, collector.http_endpoint)
+    try:
+        rows = collector.wait_for_logs(readable + 2, timeout=60)
+        assert process.poll() is None
+    finally:
+        err = stop_service(process)
+    bodies = [str(r["body"]) for r in rows]
+    assert "good 1" in bodies and "[x] good 20000" in bodies
+    archived = [b for b in bodies if b.startswith("[x] good ") and b != "[x] good 20000"]
+    assert archived == [f"[x] good {n}" for n in range(len(archived))] and len(archived) >= readable - 1
+    assert str(damaged) in err and "Traceback" not in err
+
+
+def read_until_damage(path: Path) -> bytes:
+    """What a streaming reader gets out of a damaged archive before the inflater fails."""
+    out = bytearray()
+    with gzip.open(path) as stream:
+        try:
+            while chunk := stream.read1(1 << 16):
+                out += chunk
+        except (zlib.error, OSError, EOFError):
+            pass
+    return bytes(out[: out.rfind(b"\n") + 1])
