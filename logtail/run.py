@@ -104,6 +104,7 @@ def run_command(
         shipper,
         self_metrics,
         pipeline=Pipeline(settings.privacy, error_family="error" in source.families.enabled()),
+        request_records=settings.export.batch_max_records,
         timing=Timing(poll_interval=poll_interval, scan_interval=max(10 * poll_interval, 1.0), flush_after=flush_after),
         on_ready=lambda files: notifier.ready(f"following {files} files in {source.logs_dir}"),
         on_beat=notifier.beat,

@@ -80,6 +80,7 @@ class Service:
             self.metrics,
             pipeline=Pipeline(self.config.privacy),
             timing=self.timing,
+            request_records=self.config.export.batch_max_records,
             on_ready=lambda _files: self.ready.set(),
         )
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -333,8 +334,8 @@ def test_V5_restart_with_unacknowledged_batches_resends_only_the_batch_in_flight
     collector: DevCollector, dirs: tuple[Path, Path]
 ) -> None:
     logs, state = dirs
-    rotator = Rotator(logs, "error", max_size=4000, gzip=True)
-    texts = names("v5", 400)
+    rotator = Rotator(logs, "error", max_size=40_000, gzip=True)
+    texts = names("v5", 1500)
     write_all(rotator, texts)
     holder: list[Unacked] = []
 
@@ -352,6 +353,7 @@ def test_V5_restart_with_unacknowledged_batches_resends_only_the_batch_in_flight
     rotator.close()
     assert set(got) == set(texts)
     assert {t for t, n in got.items() if n > 1} == set(in_flight)
+    assert 0 < len(in_flight) <= service.config.export.batch_max_records  # one request, not the whole read
 
 
 # Truncation and copytruncate (O3, O8, O9, L9, Fluent Bit F3, Vector H2) -------------------------------------

@@ -54,6 +54,7 @@ class Tailer:
         *,
         pipeline: Pipeline,
         timing: Timing = Timing(),
+        request_records: int = 512,
         on_ready: Callable[[int], object] = lambda _files: None,
         on_beat: Callable[[], object] = lambda: None,
     ) -> None:
@@ -61,6 +62,7 @@ class Tailer:
         self.self_metrics = self_metrics
         self.pipeline = pipeline
         self.timing = timing
+        self.request_records = request_records
         self.on_ready = on_ready
         self.on_beat = on_beat
         self.state = StateFile(source.state_dir, source.logs_dir)
@@ -126,14 +128,16 @@ class Tailer:
     def _round(self, now: float) -> int:
         """One read-ship-commit; how many records were read."""
         items = self.tracker.read(BATCH, now)
-        events = [item.event for item in items if item.event is not None]
-        self.pipeline.process(events)
+        self.pipeline.process([item.event for item in items if item.event is not None])
         self._shipping = True
         try:
-            self.sink.ship(events)  # with nothing to send, it exports metrics when they are due
+            # Committed request by request: a kill or a drain that runs out of time repeats at most one request.
+            for start in range(0, max(len(items), 1), self.request_records):
+                chunk = items[start : start + self.request_records]
+                self.sink.ship([item.event for item in chunk if item.event is not None])  # [] exports due metrics
+                self.tracker.commit(chunk)
         finally:
             self._shipping = False
-        self.tracker.commit(items)
         self.tracker.release()
         self.state.save(self.tracker.checkpoints())
         for family, n in self.tracker.lag().items():
