@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import multiprocessing
 import operator
 import os
@@ -60,6 +61,9 @@ def _parsed_ahead(log_file: LogFile, max_record: int, start: int) -> Iterator[Ev
     worker = multiprocessing.get_context("fork").Process(
         target=_parse_worker, args=(sender, log_file, max_record, start), daemon=True
     )
+    # Objects that exist now stay out of the collector's sight: its passes would write to every page holding
+    # them and so copy the parent's whole heap into the worker (Python's documented advice before a fork).
+    gc.freeze()
     worker.start()
     sender.close()
     try:
