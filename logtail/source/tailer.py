@@ -129,15 +129,17 @@ class Tailer:
         """One read-ship-commit; how many records were read."""
         items = self.tracker.read(BATCH, now)
         self.pipeline.process([item.event for item in items if item.event is not None])
-        self._shipping = True
-        try:
-            # Committed request by request: a kill or a drain that runs out of time repeats at most one request.
-            for start in range(0, max(len(items), 1), self.request_records):
-                chunk = items[start : start + self.request_records]
-                self.sink.ship([item.event for item in chunk if item.event is not None])  # [] exports due metrics
-                self.tracker.commit(chunk)
-        finally:
-            self._shipping = False
+        # Committed and saved request by request: a kill or a drain that runs out of time repeats one request.
+        for start in range(0, max(len(items), 1), self.request_records):
+            chunk = items[start : start + self.request_records]
+            self._shipping = True
+            try:
+                self.sink.ship([item.event for item in chunk if item.event is not None])  # []: due metrics only
+            finally:
+                self._shipping = False
+            self.tracker.commit(chunk)
+            if chunk:
+                self.state.save(self.tracker.checkpoints())
         self.tracker.release()
         self.state.save(self.tracker.checkpoints())
         for family, n in self.tracker.lag().items():
