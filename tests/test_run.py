@@ -235,11 +235,14 @@ def test_the_health_endpoint_serves_the_services_counters(collector: DevCollecto
     rotator = Rotator(logs, "error", gzip=False)
     port = free_port()
     process = start(
-        logs, state, "--endpoint", collector.http_endpoint, "--set", f"self.health_address=127.0.0.1:{port}"
+        logs,
+        state,
+        *("--endpoint", collector.http_endpoint, "--start-at", "beginning"),
+        *("--set", f"self.health_address=127.0.0.1:{port}"),
     )
     try:
         write_all(rotator, names("h", 3))
-        wait_for(collector, names("h", 3))
+        assert set(wait_for(collector, names("h", 3))) == set(names("h", 3))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
             text = answer.read().decode()
     finally:
