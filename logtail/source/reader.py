@@ -18,7 +18,7 @@ from typing import Final
 from logtail.files import IDENTITY_LINE_CAP, LogFile, file_identity, open_decompressed
 from logtail.read import context_for
 from logtail.source.checkpoint import Checkpoint
-from logtail.source.fingerprint import FINGERPRINT_SIZE, NO_MARKER, Fingerprint, Marker
+from logtail.source.fingerprint import FINGERPRINT_SIZE, MARKER_SIZE, NO_MARKER, Fingerprint
 from parsers import FileContext, parse_record
 from parsers.event import Event
 from parsers.records import Record, Splitter, splitter_for
@@ -49,7 +49,7 @@ class Item:
     checkpoint: Checkpoint
     end: int
     line: int
-    marker: Marker
+    tail: bytes | None  # the record's last bytes, for the offset marker (None: cut short, nothing to check)
 
 
 @dataclass(slots=True)
@@ -130,8 +130,8 @@ class Reader:
                 event = parse_record(record, ctx)
             self.claim.upto = max(self.claim.upto, record.end)
             lines = record.data.count(b"\n") + (1 if record.truncated and not record.data.endswith(b"\n") else 0)
-            marker = NO_MARKER if record.truncated else Marker.of(record.data)
-            out.append(Item(event, self.checkpoint, record.end, record.line + lines, marker))
+            tail = None if record.truncated else record.data[-MARKER_SIZE:]
+            out.append(Item(event, self.checkpoint, record.end, record.line + lines, tail))
         return out
 
     def restart(self, now: float) -> Checkpoint:

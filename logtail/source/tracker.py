@@ -19,14 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
 from logtail.files import LogFile, log_file, open_decompressed
 from logtail.selfmetrics import SelfMetrics
 from logtail.source.checkpoint import Checkpoint, StateFile
-from logtail.source.fingerprint import FINGERPRINT_SIZE, Fingerprint, Marker
+from logtail.source.fingerprint import FINGERPRINT_SIZE, NO_MARKER, Fingerprint, Marker
 from logtail.source.reader import CHUNK, READ_ERRORS, Item, Reader, marker_holds, open_reader
 
 log = logging.getLogger("logtail.source")
@@ -287,14 +286,18 @@ class Tracker:
         self.stored.append(reader.checkpoint)
 
     @staticmethod
-    def commit(items: Iterable[Item]) -> None:
-        """Advance checkpoints to the end of records whose batch the sink acknowledged."""
-        for item in items:
+    def commit(items: list[Item]) -> None:
+        """Advance checkpoints to the end of records whose request the sink acknowledged."""
+        moved: set[int] = set()
+        for item in reversed(items):  # each checkpoint moves to its last record; one marker hashed per file
             checkpoint = item.checkpoint
-            if item.end > checkpoint.offset:
-                checkpoint.offset, checkpoint.line, checkpoint.marker = item.end, item.line, item.marker
-                if item.event is not None:
-                    checkpoint.last_time_ns = item.event.time_unix_nano
+            if id(checkpoint) in moved or item.end <= checkpoint.offset:
+                continue
+            moved.add(id(checkpoint))
+            checkpoint.offset, checkpoint.line = item.end, item.line
+            checkpoint.marker = NO_MARKER if item.tail is None else Marker.of(item.tail)
+            if item.event is not None:
+                checkpoint.last_time_ns = item.event.time_unix_nano
 
     def checkpoints(self) -> list[Checkpoint]:
         live = [r.checkpoint for r in self.readers if r.checkpoint.fingerprint.size]
