@@ -604,3 +604,19 @@ def test_A7_a_file_rewritten_atomically_with_the_same_beginning_sends_only_what_
         temporary.rename(path)  # a new inode under the same name, beginning with the same bytes
         got = wait_for(collector, names("kept", 5) + names("new", 3))
     exactly_once(got, names("kept", 5) + names("new", 3))
+
+
+def test_the_offset_marker_catches_a_rewrite_that_keeps_the_first_kilobyte(
+    collector: DevCollector, dirs: tuple[Path, Path]
+) -> None:
+    """Fluent Bit's fix: same first bytes, longer than before, but not what was acknowledged at the offset."""
+    logs, state = dirs
+    login = logs / "login-logs.log"
+    header = b"".join(record("login", f"same-start-{i:02}") for i in range(20))  # well over the fingerprint
+    login.write_bytes(header + record("login", "old-tail"))
+    with Service(collector, logs, state):
+        wait_for(collector, ["old-tail"])
+    login.write_bytes(header + record("login", "new-tail-1") + record("login", "new-tail-2") + record("login", "x"))
+    with Service(collector, logs, state):
+        got = wait_for(collector, ["old-tail", "new-tail-1", "new-tail-2", "x"])
+    assert got["old-tail"] == 1 and got["new-tail-1"] == 1 and got["new-tail-2"] == 1 and got["x"] == 1
