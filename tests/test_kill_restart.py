@@ -20,7 +20,7 @@ from logtail.devcollector import DevCollector
 from logtail.source.tailer import BATCH
 from tests.test_outage import Service, Writer, tree_pids, uids_on_disk, wait_for_uids
 
-KILLS: Final = 30  # about 45 s with the restarts
+KILLS: Final = 20  # about 30 s with the restarts
 
 
 @pytest.mark.slow
