@@ -23,6 +23,7 @@ from logtail.devcollector import DevCollector
 from logtail.files import discover
 from logtail.parse_cmd import write_events
 from logtail.pipeline import Pipeline, PrivacySettings
+from logtail.source.checkpoint import state_path
 from parsers import UNPARSED_BODY_CAP, FileContext, parse_record
 from parsers.records import Record
 
@@ -430,3 +431,38 @@ def read_until_damage(path: Path) -> bytes:
         except (zlib.error, OSError, EOFError):
             pass
     return bytes(out[: out.rfind(b"\n") + 1])
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x00garbage{",
+        b'{"format":"someone-else","version":9}',
+        b'{"format":"logtail-checkpoints","version":1,"files":7}',
+    ],
+    ids=["garbage", "foreign", "wrong-shape"],
+)
+@pytest.mark.timeout(60)
+def test_a_bad_state_file_is_set_aside_and_every_record_shipped(
+    content: bytes, collector: DevCollector, tmp_path: Path
+) -> None:
+    """Even with start_at=end: a checkpoint that cannot be trusted means reading from the beginning."""
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    logs.mkdir()
+    state.mkdir()
+    (logs / "debug-2025-11-24.log").write_bytes(GOOD_DEBUG % (1, 1) + GOOD_DEBUG % (2, 2))
+    bad = state_path(state, logs)
+    bad.write_bytes(content)
+    process = subprocess.Popen(
+        [LOGTAIL, "run", "--logs-dir", str(logs), "--state-dir", str(state), "--endpoint", collector.http_endpoint],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        rows = collector.wait_for_logs(2, timeout=20)
+    finally:
+        err = stop_service(process)
+    assert [r["body"] for r in rows] == ["good 1", "good 2"]
+    (aside,) = state.glob(f"{bad.name}.bad-*")
+    assert aside.read_bytes() == content
+    assert str(bad) in err and "Traceback" not in err
