@@ -160,6 +160,18 @@ def test_values_of_metadata_keys_naming_secrets(
 
 
 @FUZZ
+@given(shape=SHAPES.filter(lambda shape: " " not in shape[0]), nested=st.booleans())
+def test_secret_used_as_a_metadata_key(shape: tuple[str, str], nested: bool) -> None:
+    text, core = shape
+    meta: dict[str, Any] = {"zmeta": {text: 1}} if nested else {text: 1}
+    line = shipped_text("error", orjson.dumps({"level": "error", "message": "[x] failed", **meta}))
+    assert core not in line, line
+    block = f"{STAMP} debug: [x] call\n{{\n  {text}: 1,\n}}\n"
+    line = shipped_text("debug", block.encode())
+    assert core not in line, line
+
+
+@FUZZ
 @given(
     prompt=st.integers(min_value=0, max_value=10**7),
     completion=st.integers(min_value=0, max_value=10**7),

@@ -146,6 +146,9 @@ class Redactor:
         text = self.text
         event.body = text(event.body)
         attrs = event.attributes
+        # Metadata keys come from the log too (`{"sk-…": 1}`): a key holding a secret is renamed.
+        for key in [k for k in attrs if k.startswith(META) and text(k) != k]:
+            attrs[text(key)] = attrs.pop(key)
         for key, value in attrs.items():
             if key.startswith(META) and _secret_key(key):  # whatever the value's type, lists included
                 attrs[key] = REDACTED
