@@ -119,7 +119,7 @@ def test_secret_in_a_debug_block_leaf(shape: tuple[str, str], before: str, key: 
     shape=SHAPES,
     before=CONTEXT,
     path=PATHS,
-    where=st.sampled_from(["message", "meta", "stack", "url"]),
+    where=st.sampled_from(["message", "meta", "stack", "url", "level"]),
     family=st.sampled_from(["error", "meili", "login"]),
 )
 def test_secret_at_any_depth_of_a_json_line(
@@ -132,6 +132,8 @@ def test_secret_at_any_depth_of_a_json_line(
         obj["message"] = before + text
     elif where == "meta":
         obj["zmeta"] = nest(before + text, path)
+    elif where == "level":
+        obj["level"] = before + text
     elif where == "stack":
         obj["stack"] = f"Error: {before}{text}\n    at call (/app/api/x.js:1:1)\n    at next (/app/y.js:2:2)"
     else:

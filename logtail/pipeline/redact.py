@@ -145,6 +145,8 @@ class Redactor:
     def __call__(self, event: Event) -> Event:
         text = self.text
         event.body = text(event.body)
+        if not event.severity_number:  # not a Winston level: whatever the record's `level` held
+            event.severity_text = text(event.severity_text)
         attrs = event.attributes
         # Metadata keys come from the log too (`{"sk-…": 1}`): a key holding a secret is renamed.
         for key in [k for k in attrs if k.startswith(META) and text(k) != k]:
