@@ -466,3 +466,23 @@ def test_a_bad_state_file_is_set_aside_and_every_record_shipped(
     (aside,) = state.glob(f"{bad.name}.bad-*")
     assert aside.read_bytes() == content
     assert str(bad) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("depth", [300, 1000, 200_000])
+def test_deeply_nested_metadata_costs_only_its_record_and_keeps_its_text(depth: int, tmp_path: Path) -> None:
+    """Deeper than orjson writes (255), than Python's repr recurses (1000), than orjson reads (1024)."""
+    nested = "[" * depth + "]" * depth
+    error = tmp_path / "error-2025-11-24.log"
+    error.write_bytes(
+        GOOD_JSON % (1, 1) + f'{{"level":"error","message":"x","a":{nested}}}\n'.encode() + GOOD_JSON % (2, 2)
+    )
+    code, events, err = run(error)
+    assert (code, err) == (0, "")
+    assert [e["line"] for e in events] == [1, 2, 3]
+    assert [e["body"] for e in events[::2]] == ["[x] good 1", "[x] good 2"]
+    attrs = events[1]["attributes"]
+    kept = events[1]["body"] + str(attrs.get("librechat.meta.a", ""))
+    # Kept, or (beyond what a JSON reader takes) salvaged and flagged: never dropped silently.
+    assert nested[: min(depth, UNPARSED_BODY_CAP // 4)] in kept or (
+        attrs.get("logtail.salvaged") is True and attrs["logtail.parse_error"] == "not a JSON object"
+    )
