@@ -61,8 +61,8 @@ def _parsed_ahead(log_file: LogFile, max_record: int, start: int) -> Iterator[Ev
     worker = multiprocessing.get_context("fork").Process(
         target=_parse_worker, args=(sender, log_file, max_record, start), daemon=True
     )
-    # Objects that exist now stay out of the collector's sight: its passes would write to every page holding
-    # them and so copy the parent's whole heap into the worker (Python's documented advice before a fork).
+    # Objects that exist now stay out of the collector's sight while the worker lives: its passes would write to
+    # every page holding them and so copy the parent's whole heap into the worker (Python's advice before a fork).
     gc.freeze()
     worker.start()
     sender.close()
@@ -82,6 +82,7 @@ def _parsed_ahead(log_file: LogFile, max_record: int, start: int) -> Iterator[Ev
         if worker.is_alive():
             worker.kill()
             worker.join()
+        gc.unfreeze()  # or the garbage of every fork would be kept for ever
 
 
 def _parse_worker(sender: Connection, log_file: LogFile, max_record: int, start: int) -> None:
