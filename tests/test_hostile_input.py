@@ -8,6 +8,7 @@ import gzip
 import io
 import os
 import random
+import shutil
 import subprocess
 import time
 import zlib
@@ -486,3 +487,28 @@ def test_deeply_nested_metadata_costs_only_its_record_and_keeps_its_text(depth: 
     assert nested[: min(depth, UNPARSED_BODY_CAP // 4)] in kept or (
         attrs.get("logtail.salvaged") is True and attrs["logtail.parse_error"] == "not a JSON object"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_the_logs_directory_removed_and_recreated_under_the_service(collector: DevCollector, tmp_path: Path) -> None:
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    logs.mkdir()
+    (logs / "debug-2025-11-24.log").write_bytes(GOOD_DEBUG % (1, 1))
+    process = run_service(logs, state, collector.http_endpoint)
+    try:
+        assert len(collector.wait_for_logs(1, timeout=20)) == 1
+        shutil.rmtree(logs)
+        time.sleep(0.5)
+        idle_from = cpu_seconds(process.pid)
+        time.sleep(2)
+        idle_cpu = cpu_seconds(process.pid) - idle_from
+        logs.mkdir()
+        (logs / "debug-2025-11-25.log").write_bytes(GOOD_DEBUG % (2, 2))
+        rows = collector.wait_for_logs(2, timeout=30)
+        assert process.poll() is None
+    finally:
+        err = stop_service(process)
+    assert [r["body"] for r in rows] == ["good 1", "good 2"]
+    assert idle_cpu < 1.0, f"{idle_cpu:.2f} s of CPU in 2 s without a logs directory: a busy loop"
+    assert "Traceback" not in err
