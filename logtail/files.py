@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import errno
 import gzip
 import hashlib
 import io
 import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ _FAMILY_OF_PREFIX: Final = {"error": "error", "debug": "debug", "meiliSync": "me
 _FAMILY_WORDS: Final = (("meili", "meili"), ("login", "login"), ("debug", "debug"), ("error", "error"))
 _FAMILY_ORDER: Final = {"login": 0, "debug": 1, "error": 2, "meili": 3}
 IDENTITY_LINE_CAP: Final = 4096
+NOT_REGULAR: Final = "not a regular file"
 
 
 class BadPath(OSError):
@@ -105,44 +108,54 @@ def discover(paths: Iterable[str | os.PathLike[str]], *, errors: list[BadPath] |
     """Log files under `paths`, each path's files in the order they were written.
 
     Directories are searched recursively (v0.7 keeps `login-logs.log` above `api/logs`). When `errors` is
-    given, an unreadable path is appended to it and the other paths are still searched; otherwise the
-    first one raises `BadPath`.
+    given, an unreadable path (or a FIFO, socket or device named like a log file, whose open would block or
+    never end) is appended to it and the other files are still searched; otherwise the first one raises
+    `BadPath`.
     """
     out: list[LogFile] = []
     for given in paths:
         try:
-            out.extend(_discover_one(Path(given)))
+            found, skipped = _discover_one(Path(given))
         except BadPath as exc:
+            found, skipped = [], [exc]
+        if skipped:
             if errors is None:
-                raise
-            errors.append(exc)
+                raise skipped[0]
+            errors.extend(skipped)
+        out.extend(found)
     return out
 
 
-def _discover_one(path: Path) -> list[LogFile]:
+def _discover_one(path: Path) -> tuple[list[LogFile], list[BadPath]]:
+    """The log files under `path`, and those skipped because they are not regular files."""
     if path.is_dir():
         if not os.access(path, os.R_OK | os.X_OK):
             raise BadPath(path, "directory not readable")
         found: list[LogFile] = []
+        skipped: list[BadPath] = []
         for root, dirs, files in os.walk(path):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in files:
                 if name.startswith("."):
                     continue
                 item = log_file(Path(root) / name)
-                if item is not None:
+                if item is None:
+                    continue
+                if not_regular(item.path):
+                    skipped.append(BadPath(item.path, NOT_REGULAR))
+                else:
                     found.append(item)
-        return _dedupe(sorted(found, key=LogFile.sort_key))
+        return _dedupe(sorted(found, key=LogFile.sort_key)), skipped
     if not path.exists():
         raise BadPath(path, "no such file or directory")
     try:
-        with path.open("rb"):
+        with open_decompressed(path):
             pass
     except OSError as exc:
         raise BadPath(path, exc.strerror or "not readable") from exc
     item = log_file(path, explicit=True)
     assert item is not None
-    return [item]
+    return [item], []
 
 
 def _dedupe(files: list[LogFile]) -> list[LogFile]:
@@ -151,12 +164,38 @@ def _dedupe(files: list[LogFile]) -> list[LogFile]:
     return [f for f in files if not (f.gz and f.path.with_name(f.path.name[:-3]) in plain)]
 
 
+def not_regular(path: Path) -> bool:
+    """Whether `path` exists but is no regular file (a FIFO, socket, device or directory); a missing or
+    unreadable one is left to the open, which reports it."""
+    try:
+        return not stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
 def open_decompressed(path: str | os.PathLike[str]) -> io.BufferedIOBase:
     """The file's bytes, gunzipped when the name ends with `.gz`. `read1` gives what is there without waiting
-    for a full chunk, so the records before a damaged part of an archive are still read."""
-    if os.fspath(path).endswith(".gz"):
-        return gzip.GzipFile(path, "rb")
-    return open(path, "rb")
+    for a full chunk, so the records before a damaged part of an archive are still read.
+
+    Opened non-blocking and checked before use: a FIFO swapped in under a log file's name would block the
+    open until someone writes to it (reads of a regular file never block anyway)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, NOT_REGULAR, os.fspath(path))
+        raw = io.FileIO(fd, "rb")
+        raw.name = os.fspath(path)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not os.fspath(path).endswith(".gz"):
+        return io.BufferedReader(raw)
+    packed = gzip.GzipFile(filename=os.fspath(path), mode="rb", fileobj=raw)
+    packed.myfileobj = raw  # closed with the archive, as when GzipFile opens the file itself
+    return packed
 
 
 def file_identity(name: str, first_line: bytes) -> str:
