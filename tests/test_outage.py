@@ -225,12 +225,6 @@ def test_outages_while_writing_and_rotating_lose_nothing_and_memory_stays_bounde
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=True,
-    reason="logtail/source/tailer.py updates the lag (set_lag) only after Sink.ship returns, and ship blocks "
-    "retrying while the backend is down: /healthz and logtail.lag stay at their pre-outage value for the "
-    "whole outage instead of growing with the bytes written",
-)
 def test_lag_grows_while_the_collector_is_down(collector: DevCollector, tmp_path: Path) -> None:
     logs, state = tmp_path / "logs", tmp_path / "state"
     logs.mkdir()

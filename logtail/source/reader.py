@@ -1,9 +1,11 @@
 """One followed file: an open descriptor (or a gzip stream), a record splitter and the file's checkpoint.
 
-The descriptor stays open after the rotator unlinks the file, so a tail not yet read when LibreChat
-gzips and deletes a file is still read from it. Records come out whole: the splitter holds a record
-until it is complete, and `flush` hands out the last one of a file that stopped growing. Each record
-carries the checkpoint it advances, so a commit after `Sink.ship` returned moves exactly that file.
+The descriptor of a plain file stays open after the rotator unlinks the file, so a tail not yet read when
+LibreChat gzips and deletes a file is still read from it. An archive cannot grow: it is opened when read and
+closed once read, like every finished file, so a directory of many archives does not run out of descriptors.
+Records come out whole: the splitter holds a record until it is complete, and `flush` hands out the last one
+of a file that stopped growing. Each record carries the checkpoint it advances, so a commit after `Sink.ship`
+returned moves exactly that file.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class Item:
 @dataclass(slots=True)
 class Reader:
     file: LogFile
-    stream: io.BufferedIOBase
+    stream: io.BufferedIOBase | None  # None: an archive not being read, or a finished file
     checkpoint: Checkpoint
     max_record: int
     last_data: float  # when bytes last arrived (monotonic)
@@ -77,29 +79,42 @@ class Reader:
 
     @property
     def inode(self) -> tuple[int, int] | None:
-        """(device, inode) of a plain file; None for an archive, which is matched by content."""
-        if self.file.gz:
+        """(device, inode) of a plain file being followed; None for an archive, which is matched by content."""
+        if self.file.gz or self.stream is None:
             return None
         status = os.fstat(self.stream.fileno())
         return status.st_dev, status.st_ino
 
     @property
     def unlinked(self) -> bool:
-        return not self.file.gz and os.fstat(self.stream.fileno()).st_nlink == 0
+        return not self.file.gz and os.fstat(self.opened().fileno()).st_nlink == 0
 
     def size(self) -> int:
-        """Bytes on disk (an archive's decompressed size is not known: what was read so far)."""
-        return self.position if self.file.gz else os.fstat(self.stream.fileno()).st_size
+        """Bytes on disk (an archive's decompressed size is not known, nor needed once a file is finished:
+        what was read so far)."""
+        return self.position if self.file.gz or self.stream is None else os.fstat(self.stream.fileno()).st_size
 
     def head(self, n: int = IDENTITY_LINE_CAP) -> bytes:
         if self.file.gz:
             with open_decompressed(self.file.path) as stream:
                 return stream.read(n)
-        return os.pread(self.stream.fileno(), n, 0)
+        return os.pread(self.opened().fileno(), n, 0)
+
+    def opened(self) -> io.BufferedIOBase:
+        """The stream at `position`; an archive is opened (and decompressed up to there) when first read."""
+        if self.stream is None:
+            stream = open_decompressed(self.file.path)
+            try:
+                stream.seek(self.position)
+            except BaseException:
+                stream.close()
+                raise
+            self.stream = stream
+        return self.stream
 
     def read(self, budget: int) -> tuple[list[Item], int]:
         """Records completed by up to `budget` new bytes, and how many bytes were read (0: at the end)."""
-        chunk = self.stream.read1(budget)
+        chunk = self.opened().read1(budget)
         if self.prefix is not None and len(self.prefix) < FINGERPRINT_SIZE and chunk:
             self.prefix += chunk[: FINGERPRINT_SIZE - len(self.prefix)]
             self.checkpoint.fingerprint = Fingerprint.of(self.prefix)
@@ -109,6 +124,13 @@ class Reader:
     def flush(self) -> list[Item]:
         """The record held back because no byte followed it (the last of a file that stopped growing)."""
         return self._items(self.splitter.flush())
+
+    def finish(self) -> list[Item]:
+        """The file is read to its end for good: its last record, and its descriptor closed."""
+        self.finished = True
+        items = self.flush()
+        self.close()
+        return items
 
     def _context(self) -> FileContext:
         if self.ctx is None:
@@ -140,7 +162,7 @@ class Reader:
         Returns the checkpoint of the content that was there, so a copy of it (copytruncate) resumes there.
         """
         old = self.checkpoint
-        self.stream.seek(0)
+        self.opened().seek(0)
         self.checkpoint = Checkpoint(Fingerprint.of(b""), old.name, str(self.file.path), 0)
         self.claim = Claim()
         self.position = 0
@@ -151,7 +173,9 @@ class Reader:
         return old
 
     def close(self) -> None:
-        self.stream.close()
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
 
 
 def marker_holds(stream: io.BufferedIOBase, checkpoint: Checkpoint, gz: bool) -> bool:
@@ -171,7 +195,11 @@ def marker_holds(stream: io.BufferedIOBase, checkpoint: Checkpoint, gz: bool) ->
 
 
 def open_reader(log_file: LogFile, checkpoint: Checkpoint, *, max_record: int, now: float) -> Reader:
-    """A reader positioned at the checkpoint, or at the file's start when its marker no longer holds."""
+    """A reader positioned at the checkpoint, or at the file's start when its marker no longer holds.
+
+    An archive's descriptor is not kept: it is opened again when read."""
+    if log_file.gz and not checkpoint.offset:
+        return Reader(log_file, None, checkpoint, max_record, now)
     stream = open_decompressed(log_file.path)
     try:
         if checkpoint.offset and not marker_holds(stream, checkpoint, log_file.gz):
@@ -186,4 +214,7 @@ def open_reader(log_file: LogFile, checkpoint: Checkpoint, *, max_record: int, n
     except BaseException:
         stream.close()
         raise
+    if log_file.gz:
+        stream.close()
+        return Reader(log_file, None, checkpoint, max_record, now)
     return Reader(log_file, stream, checkpoint, max_record, now)

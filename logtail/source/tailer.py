@@ -81,6 +81,8 @@ class Tailer:
         self._stopping = threading.Event()
         self._turned = time.monotonic()  # when the loop last went round
         self._shipping = False
+        # Held by the heartbeat while it reads the tracker, which the loop leaves alone only while shipping.
+        self._lent = threading.Lock()
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it and return from `run`; safe from any thread."""
@@ -89,8 +91,14 @@ class Tailer:
 
     def _heartbeat(self) -> None:
         """Beats while the loop turns or waits on the backend (an outage is not a hang); a loop stuck anywhere
-        else, such as a read on a dead network file system, stops them and systemd restarts the service."""
+        else, such as a read on a dead network file system, stops them and systemd restarts the service.
+
+        While the loop waits on the backend, the lag is updated from here: it grows with what LibreChat writes
+        during an outage instead of freezing until the backend is back."""
         while not self._stopping.wait(HEARTBEAT):
+            with self._lent:
+                if self._shipping:
+                    self._set_lag(self.tracker.lag_on_disk())
             if self._shipping or time.monotonic() - self._turned < self.timing.poll_interval + STALL:
                 self.on_beat()
 
@@ -128,6 +136,7 @@ class Tailer:
     def _round(self, now: float) -> int:
         """One read-ship-commit; how many records were read."""
         items = self.tracker.read(BATCH, now)
+        self._set_lag(self.tracker.lag())
         self.pipeline.process([item.event for item in items if item.event is not None])
         # Committed and saved request by request: a kill or a drain that runs out of time repeats one request.
         for start in range(0, max(len(items), 1), self.request_records):
@@ -136,12 +145,16 @@ class Tailer:
             try:
                 self.sink.ship([item.event for item in chunk if item.event is not None])  # []: due metrics only
             finally:
-                self._shipping = False
+                with self._lent:
+                    self._shipping = False
             self.tracker.commit(chunk)
             if chunk:
                 self.state.save(self.tracker.checkpoints())
         self.tracker.release()
         self.state.save(self.tracker.checkpoints())
-        for family, n in self.tracker.lag().items():
-            self.self_metrics.set_lag(family, n)
+        self._set_lag(self.tracker.lag())
         return len(items)
+
+    def _set_lag(self, lag: dict[str, int]) -> None:
+        for family, n in lag.items():
+            self.self_metrics.set_lag(family, n)

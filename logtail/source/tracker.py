@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Final
 
-from logtail.files import LogFile, log_file, open_decompressed
+from logtail.files import NOT_REGULAR, LogFile, log_file, open_decompressed
 from logtail.selfmetrics import SelfMetrics
 from logtail.source.checkpoint import Checkpoint, StateFile
 from logtail.source.fingerprint import FINGERPRINT_SIZE, NO_MARKER, Fingerprint, Marker
@@ -71,16 +72,22 @@ class Tracker:
             dirs.append(self.login_log.parent)
         return dirs
 
-    def candidates(self) -> tuple[list[LogFile], bool]:
-        """Log files present now, oldest first; False when some directory could not be listed."""
+    def candidates(self, *, report: bool = True) -> tuple[list[LogFile], bool]:
+        """Log files present now, oldest first; False when some directory could not be listed.
+
+        Skipped, with one report: what is no regular file (a FIFO would block the open) and links that lead
+        out of the logs directory (whoever writes there would get logtail's own files shipped).
+        """
         found: dict[Path, LogFile] = {}
         clean = True
+        allowed = self._link_targets()
         for directory in self.watched_dirs():
             try:
                 names = os.listdir(directory)
             except OSError as exc:
                 clean = False
-                self._problem(directory, exc)
+                if report:
+                    self._problem(directory, exc)
                 continue
             login = self._login_pattern() if self.login_log and directory == self.login_log.parent else None
             for name in names:
@@ -88,11 +95,21 @@ class Tracker:
                 item = _login_file(path, login) if login else None
                 if item is None and directory == self.logs_dir and not name.startswith("."):
                     item = log_file(path)
-                if item is not None and item.family in self.families:
+                if item is None or item.family not in self.families:
+                    continue
+                refused = _refusal(path, allowed)
+                if refused is None:
                     found[path] = item
+                elif report:
+                    self._skip(path, refused)
         # `x.log.gz` beside `x.log` is a compression in progress: the plain file holds the same records.
         files = [f for f in found.values() if not (f.gz and f.path.with_name(f.path.name[:-3]) in found)]
         return sorted(files, key=LogFile.sort_key), clean
+
+    def _link_targets(self) -> tuple[str, str | None]:
+        """Where a symbolic link may lead: into the logs directory, or to the configured login log."""
+        login = os.path.realpath(self.login_log) if self.login_log else None
+        return os.path.join(os.path.realpath(self.logs_dir), ""), login
 
     def _login_pattern(self) -> re.Pattern[str]:
         assert self.login_log is not None
@@ -198,7 +215,8 @@ class Tracker:
             return
         if resume is not None:
             reader.claim = resume.claim
-        log.info("following %s from byte %d", item.path, reader.position)
+        # Archives come by the thousand after a long stop and are read at once: one line each only when debugging.
+        log.log(logging.DEBUG if item.gz else logging.INFO, "following %s from byte %d", item.path, reader.position)
         self.readers.append(reader)
 
     def _follow(self, reader: Reader, item: LogFile, now: float) -> None:
@@ -213,7 +231,7 @@ class Tracker:
         if (
             reader.size() < reader.position
             or not checkpoint.fingerprint.matches(head)
-            or not marker_holds(reader.stream, checkpoint, gz=False)
+            or not marker_holds(reader.opened(), checkpoint, gz=False)
         ):
             self._restart(reader, now)
         elif len(head) > checkpoint.fingerprint.size:
@@ -256,15 +274,13 @@ class Tracker:
 
     def _at_end(self, reader: Reader, now: float) -> list[Item]:
         if reader.file.gz:
-            reader.finished = True
-            return reader.flush()
+            return reader.finish()
         if reader.size() < reader.position:
             self._restart(reader, now)
             return []
         # Unlinked (gzipped by the rotator): it cannot grow. Moved away: it may, for a while.
         if reader.unlinked or (reader.lost_since is not None and now - reader.lost_since >= self.release_after):
-            reader.finished = True
-            return reader.flush()
+            return reader.finish()
         if reader.splitter.pending and now - reader.last_data >= self.flush_after:
             return reader.flush()
         return []
@@ -278,7 +294,7 @@ class Tracker:
         for reader in [r for r in self.readers if r.finished]:
             reader.checkpoint.done = True
             self._drop(reader)
-            log.info("finished %s", reader.file.path)
+            log.log(logging.DEBUG if reader.file.gz else logging.INFO, "finished %s", reader.file.path)
 
     def _drop(self, reader: Reader) -> None:
         reader.close()
@@ -313,21 +329,59 @@ class Tracker:
                 continue
         return lag
 
+    def lag_on_disk(self) -> dict[str, int]:
+        """`lag`, plus the files no scan has seen yet: while `Sink.ship` blocks, no scan runs and LibreChat goes on
+        writing, rotating and gzipping. Plain files count by size, archives by their gzip trailer; stats only."""
+        lag = self.lag()
+        known = {reader.checkpoint.name for reader in self.readers} | {checkpoint.name for checkpoint in self.stored}
+        held = {reader.inode for reader in self.readers}
+        for item in self.candidates(report=False)[0]:
+            if item.path.name.removesuffix(".gz") in known:
+                continue
+            try:
+                status = item.path.stat()
+                if item.gz:
+                    lag[item.family] += _gzip_size(item.path)
+                elif (status.st_dev, status.st_ino) not in held:
+                    lag[item.family] += status.st_size
+            except OSError:
+                continue
+        return lag
+
     def close(self) -> None:
         for reader in self.readers:
             reader.close()
 
     def _problem(self, path: Path, exc: BaseException) -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        self._skip(path, reason, "cannot read %s: %s (retrying; other files keep flowing)")
+
+    def _skip(self, path: Path, reason: str, message: str = "skipping %s: %s") -> None:
+        """Counted each time, logged once until the reason changes."""
         self.self_metrics.count_error(UNREADABLE)
         if self._problems.get(path) != reason:
             self._problems[path] = reason
-            log.error("cannot read %s: %s (retrying; other files keep flowing)", path, reason)
+            log.error(message, path, reason)
 
 
 def _same_content(checkpoint: Checkpoint, item: LogFile, name: str, head: bytes) -> bool:
     fingerprint = checkpoint.fingerprint
     return bool(fingerprint.size) and fingerprint.matches(head) and (item.date is None or checkpoint.name == name)
+
+
+def _refusal(path: Path, allowed: tuple[str, str | None]) -> str | None:
+    """Why `path` is not followed (None: it is): not a regular file, or a link out of the logs directory."""
+    try:
+        status = path.lstat()
+        if stat.S_ISLNK(status.st_mode):
+            target = os.path.realpath(path)
+            inside, login = allowed
+            if not target.startswith(inside) and target != login:
+                return f"a symbolic link to {target}, outside the logs directory"
+            status = path.stat()
+    except OSError:
+        return None  # gone, or a dangling link: the scan's own stat and open tell
+    return None if stat.S_ISREG(status.st_mode) else NOT_REGULAR
 
 
 def _login_file(path: Path, pattern: re.Pattern[str]) -> LogFile | None:
@@ -340,6 +394,13 @@ def _login_file(path: Path, pattern: re.Pattern[str]) -> LogFile | None:
 def _head(item: LogFile) -> bytes:
     with open_decompressed(item.path) as stream:
         return stream.read(FINGERPRINT_SIZE)
+
+
+def _gzip_size(path: Path) -> int:
+    """An archive's decompressed size from its trailer (modulo 4 GiB, enough for a lag)."""
+    with path.open("rb") as stream:
+        stream.seek(-4, os.SEEK_END)
+        return int.from_bytes(stream.read(4), "little")
 
 
 def _pread(path: Path, n: int, offset: int) -> bytes:
