@@ -9,7 +9,7 @@ Token *counts* (`promptTokens`, `tokenCost`, `tokenType`) are not secrets.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from logtail.pipeline.memo import Memo
@@ -72,7 +72,10 @@ _TRIGGERS: Final = re.compile(
     "password|passwd|secret|token|apikey|api-key|api_key|authorization|cookie|credential|signature"
     "|key=|bearer|sk-|aiza|eyj|://"
 )
-_LEAD: Final = 6
+# Only these words can have a match start before them; every other match starts at its word.
+_LEAD: Final = {"authorization": 6, "cookie": 4, "api-key": 2}
+# At most this many attribute keys keep their verdict (metadata keys come from the log: unbounded in theory).
+_KEYS_KEPT: Final = 4096
 
 
 def _lowered(value: str) -> str:
@@ -103,16 +106,46 @@ def _replace(match: re.Match[str]) -> str:
     return REDACTED
 
 
+# What becomes of an attribute's value.
+_SCAN: Final = 0  # redacted where secrets are found
+_SECRET: Final = 1  # a metadata key naming a secret: replaced whatever its type, lists included
+_KEEP: Final = 2  # our own hex digest, which no built-in pattern can match (extra patterns may, so then _SCAN)
+_OWN_HEX: Final = frozenset({"log.record.uid"})
+
+
+class _KeyVerdicts(dict[str, tuple[str, int]]):
+    """Attribute key -> (its redacted name, what becomes of its value), worked out once per key: the same few
+    dozen keys come back on every record. A renamed key is judged again by its new name."""
+
+    __slots__ = ("_hex_safe", "_text")
+
+    def __init__(self, text: Callable[[str], str], hex_safe: bool) -> None:
+        super().__init__()
+        self._text = text
+        self._hex_safe = hex_safe
+
+    def __missing__(self, key: str) -> tuple[str, int]:
+        if len(self) >= _KEYS_KEPT:
+            self.clear()
+        if key.startswith(META):
+            verdict = (self._text(key), _SECRET if _secret_key(key) else _SCAN)
+        else:
+            verdict = (key, _KEEP if self._hex_safe and key in _OWN_HEX else _SCAN)
+        self[key] = verdict
+        return verdict
+
+
 class Redactor:
     """Callable processor: redacts one event in place and returns it."""
 
-    __slots__ = ("_extra", "_pattern", "text")
+    __slots__ = ("_extra", "_keys", "_pattern", "text")
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
         self._pattern = re.compile("|".join(_PATTERNS), re.IGNORECASE)
         extras = list(extra)
         self._extra = re.compile("|".join(f"(?:{p})" for p in extras)) if extras else None
         self.text = Memo(self._redact)  # `value` with every secret replaced
+        self._keys = _KeyVerdicts(self.text, hex_safe=self._extra is None)
 
     def _redact(self, value: str) -> str:
         value = self._near_triggers(value)
@@ -129,7 +162,7 @@ class Redactor:
         tried = 0  # no match starts in value[done:tried]
         while (trigger := _TRIGGERS.search(lowered, tried)) is not None:
             at = trigger.start()
-            for start in range(max(tried, at - _LEAD), at + 1):
+            for start in range(max(tried, at - _LEAD.get(trigger.group(), 0)), at + 1):
                 found = match(value, start)
                 if found is not None:
                     out += (value[done:start], _replace(found))
@@ -148,12 +181,16 @@ class Redactor:
         if not event.severity_number:  # not a Winston level: whatever the record's `level` held
             event.severity_text = text(event.severity_text)
         attrs = event.attributes
+        keys = self._keys
         # Metadata keys come from the log too (`{"sk-…": 1}`): a key holding a secret is renamed.
-        for key in [k for k in attrs if k.startswith(META) and text(k) != k]:
-            attrs[text(key)] = attrs.pop(key)
+        for key in [k for k in attrs if keys[k][0] != k]:
+            attrs[keys[key][0]] = attrs.pop(key)
         for key, value in attrs.items():
-            if key.startswith(META) and _secret_key(key):  # whatever the value's type, lists included
+            action = keys[key][1]
+            if action == _SECRET:
                 attrs[key] = REDACTED
+            elif action == _KEEP:
+                continue
             elif isinstance(value, str):
                 attrs[key] = text(value)
             elif isinstance(value, list) and value and isinstance(value[0], str):
