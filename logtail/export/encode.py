@@ -107,7 +107,9 @@ class LogEncoder:
             )
             record.body.string_value = event.body
             add_attribute = record.attributes.add
-            for key, value in self._attributes(event).items():
+            # Without a backend's rewrite the event's own dict is read as it is, the event name added after it.
+            attributes: Mapping[str, Any] = self._attributes(event) if self._map else event.attributes
+            for key, value in attributes.items():
                 target = add_attribute(key=key).value
                 kind = type(value)
                 if kind is str:
@@ -120,6 +122,8 @@ class LogEncoder:
                     target.bool_value = value
                 else:
                     target.CopyFrom(any_value(value))
+            if not self._map:
+                add_attribute(key=EVENT_NAME_ATTRIBUTE).value.string_value = event.event_name
         body: bytes = request.SerializeToString()
         return body
 
