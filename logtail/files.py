@@ -8,6 +8,7 @@ each gzipped to `.gz` once closed; `login-logs.log` (v0.7) has no date and lives
 from __future__ import annotations
 
 import calendar
+import contextlib
 import datetime as dt
 import errno
 import gzip
@@ -16,7 +17,8 @@ import io
 import os
 import re
 import stat
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -193,9 +195,42 @@ def open_decompressed(path: str | os.PathLike[str]) -> io.BufferedIOBase:
         raise
     if not os.fspath(path).endswith(".gz"):
         return io.BufferedReader(raw)
-    packed = gzip.GzipFile(filename=os.fspath(path), mode="rb", fileobj=raw)
+    packed = Archive(filename=os.fspath(path), mode="rb", fileobj=raw)
     packed.myfileobj = raw  # closed with the archive, as when GzipFile opens the file itself
     return packed
+
+
+@contextlib.contextmanager
+def _damage_is_oserror() -> Iterator[None]:
+    try:
+        yield
+    except zlib.error as exc:
+        raise gzip.BadGzipFile(f"damaged archive ({exc})") from exc
+
+
+class Archive(gzip.GzipFile):
+    """A gzip file whose damaged deflate stream raises `gzip.BadGzipFile`, an OSError like a bad header or a
+    truncation, instead of `zlib.error`: every reader handles one family of read errors."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        with _damage_is_oserror():
+            return super().read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        with _damage_is_oserror():
+            return super().read1(size)
+
+    def peek(self, n: int) -> bytes:
+        with _damage_is_oserror():
+            return super().peek(n)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        with _damage_is_oserror():
+            return super().readline(size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        with _damage_is_oserror():
+            return super().seek(offset, whence)
 
 
 def file_identity(name: str, first_line: bytes) -> str:

@@ -194,12 +194,6 @@ def corrupt_gzip(data: bytes) -> bytes:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="logtail/parse_cmd.py write_events catches (OSError, EOFError) but not zlib.error, which gzip raises "
-    "for a damaged deflate stream: `logtail parse` dies with a traceback (exit 1) and prints no record, "
-    "not even those of the files before it (logtail/replay.py already lists zlib.error)",
-)
 def test_corrupt_gz_keeps_the_records_before_the_damage_with_a_one_line_report(tmp_path: Path) -> None:
     (tmp_path / "debug-2025-11-24.log").write_bytes(GOOD_DEBUG % (1, 1))
     records = b"".join(GOOD_JSON % (n, n % 10) for n in range(20_000))
@@ -358,12 +352,6 @@ def test_the_service_does_not_follow_a_link_out_of_the_logs_directory(collector:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="logtail/stats.py collect catches (OSError, EOFError) but not the zlib.error of a damaged deflate "
-    "stream: `logtail stats` dies with a traceback (exit 1); translating zlib.error in logtail/read.py would "
-    "fix parse and stats at once",
-)
 def test_stats_reports_a_corrupt_gz_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "debug-2025-11-24.log").write_bytes(GOOD_DEBUG % (1, 1))
     damaged = tmp_path / "error-2025-11-24.log.gz"
