@@ -12,8 +12,10 @@ from logtail.pipeline.redact import REDACTED
 from logtail.pipeline.settings import EmailPolicy
 from parsers.event import Event
 
-# Unicode local parts and domains occur (`李雷91@example.com`, `chloé@bücher.example`).
-EMAIL: Final = re.compile(r"[\w.+%'-]+@[\w-]+(?:\.[\w-]+)+")
+# Unicode local parts and domains occur (`李雷91@example.com`, `chloé@bücher.example`). A match starts only where
+# a run of local-part characters starts: tried from inside the run too, a long run before an '@' is rescanned
+# from each of its characters (quadratic), and a match from inside would be the tail of the same address anyway.
+EMAIL: Final = re.compile(r"(?<![\w.+%'-])[\w.+%'-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def mask(address: str) -> str:
