@@ -62,4 +62,6 @@ class EmailPrivacy:
         for key, value in attrs.items():
             if isinstance(value, str) and "@" in value:
                 attrs[key] = text(value)
+            elif isinstance(value, list) and value and isinstance(value[0], str):  # `{"to": ["a@b.example"]}`
+                attrs[key] = [text(item) if isinstance(item, str) else item for item in value]
         return event
