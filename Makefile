@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CODE := $(wildcard logtail parsers tests bench)
+CODE := $(wildcard logtail parsers tests bench fixtures)
 
 .PHONY: demo test lint bench clean
 
