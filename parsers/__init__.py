@@ -87,12 +87,18 @@ def _parse(record: Record, ctx: FileContext) -> Event:
         attrs["logtail.salvaged"] = True
     if ctx.family == "debug" and raw.level == "error":
         attrs["logtail.twin"] = True
+    return _event(event_name, raw.time_ns, raw.level, raw.message, attrs, record, ctx)
+
+
+def _event(
+    name: str, time_ns: int | None, level: str, body: str, attrs: Attributes, record: Record, ctx: FileContext
+) -> Event:
     return Event(
-        event_name=event_name,
-        time_unix_nano=_time(raw.time_ns, ctx, attrs),
-        severity_text=raw.level,
-        severity_number=severity_number(raw.level),
-        body=raw.message,
+        event_name=name,
+        time_unix_nano=_time(time_ns, ctx, attrs),
+        severity_text=level,
+        severity_number=severity_number(level),
+        body=body,
         attributes=attrs,
         family=ctx.family,
         file=ctx.path,
@@ -132,16 +138,4 @@ def _unparsed(record: Record, ctx: FileContext, text: str, error: str) -> Event:
         if header:
             level = header.group(2)
             time_ns = iso_to_ns(header.group(1))
-    return Event(
-        event_name=UNPARSED,
-        time_unix_nano=_time(time_ns, ctx, attrs),
-        severity_text=level,
-        severity_number=severity_number(level),
-        body=text[:UNPARSED_BODY_CAP],
-        attributes=attrs,
-        family=ctx.family,
-        file=ctx.path,
-        line=record.line,
-        start=record.start,
-        end=record.end,
-    )
+    return _event(UNPARSED, time_ns, level, text[:UNPARSED_BODY_CAP], attrs, record, ctx)
