@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import importlib.util
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -35,11 +36,31 @@ def agent_binary() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "rotel-agent"
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A loopback port nobody listens on, chosen outside the kernel's ephemeral range.
+
+    A port from `bind(0)` comes from the range the kernel also hands to outgoing connections, so
+    between closing the probe and the collector binding it, any client socket may take it.
+    """
+    low, high = _ephemeral_range()
+    candidates = range(10_000, low) if low > 11_000 else range(high + 1, 65_536)
+    for _ in range(200):
+        port = random.choice(candidates)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port found")
 
 
 def _die_with_parent() -> None:
@@ -57,6 +78,10 @@ class Counts:
     bytes: int = 0
     points: int = 0
     delay_ms: Counter[int] = field(default_factory=Counter)
+
+
+class _PortTaken(RuntimeError):
+    """The agent could not bind one of its ports."""
 
 
 class DevCollector:
@@ -83,6 +108,7 @@ class DevCollector:
         self._paths = (logs_http_path, metrics_http_path)
         self._proc: subprocess.Popen[bytes] | None = None
         self._count_only = count_only
+        self._started_once = False
 
     @property
     def grpc_endpoint(self) -> str:
@@ -93,6 +119,19 @@ class DevCollector:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self, timeout: float = 20.0) -> DevCollector:
+        """Start the agent; a first start whose port was taken meanwhile retries on fresh ports."""
+        for attempt in range(5):
+            try:
+                return self._start(timeout)
+            except _PortTaken:
+                if self._started_once:
+                    # A restart must keep its ports (clients know them): wait for the holder to go.
+                    time.sleep(0.2 * (attempt + 1))
+                else:
+                    self.grpc_port, self.http_port = free_port(), free_port()
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> DevCollector:
         self.out.touch()
         cmd = [
             str(agent_binary()),
@@ -116,13 +155,20 @@ class DevCollector:
         env = dict(os.environ, LOGTAIL_COLLECTOR_OUT=str(self.out), NO_COLOR="1")
         if self._count_only:
             env["LOGTAIL_COLLECTOR_COUNT"] = "1"
-        log = (self.workdir / "agent.log").open("ab")
-        self._proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, preexec_fn=_die_with_parent)
+        log_path = self.workdir / "agent.log"
+        with log_path.open("ab") as log:
+            since = log.tell()
+            self._proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"rotel-agent exited: {(self.workdir / 'agent.log').read_text()[-2000:]}")
+                self._proc = None
+                tail = log_path.read_bytes()[since:][-2000:].decode(errors="replace")
+                if "Address already in use" in tail:
+                    raise _PortTaken(tail)
+                raise RuntimeError(f"rotel-agent exited: {tail}")
             if all(_accepts(port) for port in (self.grpc_port, self.http_port)):
+                self._started_once = True
                 return self
             time.sleep(0.05)
         self.stop()

@@ -13,6 +13,7 @@ from dataclasses import replace
 import orjson
 import pytest
 
+from logtail.devcollector import free_port
 from logtail.health import HealthServer, health, start_health_server
 from logtail.selfmetrics import DURATION_BOUNDS, SelfMetrics
 
@@ -50,12 +51,6 @@ def parse_exposition(text: str) -> dict[str, tuple[str, list[tuple[str, dict[str
             samples.append((name, pairs, float(value)))
     assert helped == set(families)
     return families
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fetch(server: HealthServer, path: str) -> tuple[int, str, bytes]:
