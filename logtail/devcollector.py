@@ -185,7 +185,12 @@ class DevCollector:
         self._proc = None
 
     def kill(self) -> None:
-        """Take the collector away abruptly (an outage); `start` brings it back on the same ports."""
+        """Take the collector away abruptly; `start` brings it back on the same ports.
+
+        rotel answers a request before its hook has written the records, so records acknowledged just
+        before a kill may never show in `logs()`: while a sender is busy, take the collector down with
+        `stop`, which finishes what it accepted.
+        """
         if self._proc:
             self._proc.kill()
             self._proc.wait()
