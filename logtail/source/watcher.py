@@ -1,48 +1,61 @@
-"""Wake the tailer when a watched directory changes (inotify through watchdog).
+"""Wake the tailer when a watched directory changes (inotify, through watchdog's inotify reader).
 
 inotify can miss events (queue overflow, network file systems, a directory created later), so the tailer
 also reads every file each poll interval and rescans the directories now and then: the watcher only makes
-the common case fast, it is never needed for correctness.
+the common case fast, it is never needed for correctness. Where inotify is unavailable (another kernel,
+exhausted limits) the tailer simply polls.
+
+watchdog's `InotifyFD` is used directly rather than its `Observer`: the observer hands every event through
+three threads and builds an event object per write, which at LibreChat's write rate cost several per cent
+of a core for nothing but a wake-up. Here one thread reads the kernel's events and sets two flags.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
+from watchdog.utils import UnsupportedLibcError
 
-# Events that change which files exist, so a rescan is due; our own reads only open and close files.
-_STRUCTURAL: Final = frozenset({"created", "deleted", "moved"})
-_IGNORED: Final = frozenset({"opened", "closed_no_write"})
+try:
+    from watchdog.observers.inotify_c import CallbackId, InotifyEvent, InotifyFD, Mask
+except UnsupportedLibcError:  # not Linux: polling only
+    InotifyFD = None  # type: ignore[assignment,misc]
 
 log = logging.getLogger("logtail.source")
 
+# inotify(7) bits. Writes wake the tailer; entries appearing, vanishing or being renamed also call for a
+# rescan. Opens and closes (ours on every read, LibreChat's) are not asked for, so they wake nobody.
+IN_MODIFY, IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE, IN_DELETE_SELF = 0x2, 0x40, 0x80, 0x100, 0x200, 0x400
+_STRUCTURAL: Final = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
+_MASK: Final = _STRUCTURAL | IN_MODIFY | IN_DELETE_SELF
 
-class Watcher(FileSystemEventHandler):
+
+class Watcher:
     def __init__(self, dirs: Iterable[Path]) -> None:
         self.wake = threading.Event()
         self._rescan = threading.Event()
-        self._observer = Observer()
-        for directory in dirs:
-            if not directory.is_dir():
-                continue  # the stat poll finds what appears there
-            try:
-                self._observer.schedule(self, str(directory), recursive=False)
-            except OSError as exc:  # inotify limits: the stat poll still covers the directory
-                log.warning("cannot watch %s (%s); polling it instead", directory, exc)
+        self._dirs = [d for d in dirs if d.is_dir()]  # the stat poll finds what appears elsewhere
+        self._inotify: InotifyFD | None = None
 
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in _IGNORED:
-            return
-        if event.event_type in _STRUCTURAL:
+    # inotify callbacks, on the reader's thread -----------------------------------------------------------
+    def on_event(self, event: InotifyEvent) -> None:
+        if event.mask & _STRUCTURAL:
             self._rescan.set()
         self.wake.set()
 
+    def on_watch_deleted(self, wd: int) -> None:
+        self.on_queue_overflow()  # the directory itself went away
+
+    def on_queue_overflow(self) -> None:
+        self._rescan.set()
+        self.wake.set()
+
+    # the tailer's side ---------------------------------------------------------------------------------
     def take_rescan(self) -> bool:
         """Whether files appeared, vanished or were renamed since the last call."""
         due = self._rescan.is_set()
@@ -54,12 +67,23 @@ class Watcher(FileSystemEventHandler):
         self.wake.clear()
 
     def start(self) -> None:
+        if InotifyFD is None:
+            log.warning("file system events unavailable on this system; polling only")
+            return
         try:
-            self._observer.start()
+            self._inotify = InotifyFD()
         except OSError as exc:
             log.warning("file system events unavailable (%s); polling only", exc)
+            return
+        for directory in self._dirs:
+            try:
+                self._inotify.add_callback(os.fsencode(directory), Mask(_MASK), self, CallbackId(1))
+            except OSError as exc:  # inotify limits: the stat poll still covers the directory
+                log.warning("cannot watch %s (%s); polling it instead", directory, exc)
+        self._inotify.start()
 
     def stop(self) -> None:
-        self._observer.stop()
-        if self._observer.is_alive():
-            self._observer.join(timeout=2)
+        if self._inotify is not None:
+            self._inotify.stop()
+            self._inotify.join(timeout=2)
+            self._inotify = None

@@ -1,0 +1,75 @@
+"""The watcher wakes the tailer on writes and asks for a rescan when entries change; reads wake nobody."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from logtail.source.watcher import Watcher
+
+SOON = 2.0
+
+
+@pytest.fixture
+def watcher(tmp_path: Path) -> Iterator[Watcher]:
+    (tmp_path / "error-2025-11-24.log").write_bytes(b"{}\n")
+    running = Watcher([tmp_path, tmp_path / "missing"])
+    running.start()
+    yield running
+    running.stop()
+
+
+def woken(watcher: Watcher, timeout: float) -> bool:
+    awake = watcher.wake.wait(timeout)
+    watcher.wake.clear()
+    return awake
+
+
+def test_a_write_wakes_without_a_rescan(watcher: Watcher, tmp_path: Path) -> None:
+    with (tmp_path / "error-2025-11-24.log").open("ab") as log:
+        log.write(b"{}\n")
+    assert woken(watcher, SOON)
+    assert not watcher.take_rescan()
+
+
+def test_reading_a_file_wakes_nobody(watcher: Watcher, tmp_path: Path) -> None:
+    for _ in range(3):
+        (tmp_path / "error-2025-11-24.log").read_bytes()
+    assert not woken(watcher, 0.3)
+
+
+@pytest.mark.parametrize("change", ["create", "rename", "delete"])
+def test_entries_that_change_ask_for_a_rescan(change: str, watcher: Watcher, tmp_path: Path) -> None:
+    live = tmp_path / "error-2025-11-24.log"
+    if change == "create":
+        (tmp_path / "error-2025-11-25.log").write_bytes(b"")
+    elif change == "rename":
+        live.rename(tmp_path / "error-2025-11-24.log.1")
+    else:
+        live.unlink()
+    assert woken(watcher, SOON)
+    assert watcher.take_rescan()
+    assert not watcher.take_rescan()  # taken once
+
+
+def test_the_directory_going_away_asks_for_a_rescan(watcher: Watcher, tmp_path: Path) -> None:
+    for entry in tmp_path.iterdir():
+        entry.unlink()
+    watcher.take_rescan()
+    os.rmdir(tmp_path)
+    assert woken(watcher, SOON)
+    assert watcher.take_rescan()
+
+
+def test_stop_ends_the_reader_thread(tmp_path: Path) -> None:
+    watcher = Watcher([tmp_path])
+    watcher.start()
+    reader = watcher._inotify
+    watcher.stop()
+    assert reader is not None and not reader.is_alive()
+    watcher.wake.clear()
+    (tmp_path / "error-2025-11-24.log").write_bytes(b"{}\n")
+    assert not woken(watcher, 0.3)
