@@ -232,6 +232,25 @@ def test_L7_a_debug_record_written_in_pieces_arrives_once_and_whole(
     assert "tokens" in str(rows[0]["attributes"]) or "12" in str(rows[0]["attributes"])
 
 
+def test_a_file_created_empty_is_followed_from_its_first_write_not_from_the_next_periodic_scan(
+    collector: DevCollector, dirs: tuple[Path, Path]
+) -> None:
+    """winston-daily-rotate-file creates each new file before writing to it: its creation is seen while it is
+    still empty and has no identity, and its first write must still be read at once."""
+    logs, state = dirs
+    rare_scans = Timing(poll_interval=0.02, scan_interval=60.0, flush_after=0.3, release_after=0.5, linger=0.02)
+    with Service(collector, logs, state, timing=rare_scans) as service:
+        path = logs / "error-2025-11-24.log"
+        path.touch()
+        deadline = time.monotonic() + 5
+        while service.tailer.tracker.scans < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # the creation's scan has run and found the file empty
+        assert service.tailer.tracker.scans >= 2
+        path.write_bytes(record("error", "first-write"))
+        got = wait_for(collector, ["first-write"], timeout=5)
+    assert got == Counter({"first-write": 1})
+
+
 def test_L7_a_record_being_written_at_shutdown_is_read_whole_after_the_restart(
     collector: DevCollector, dirs: tuple[Path, Path]
 ) -> None:

@@ -113,7 +113,8 @@ class Tailer:
             self.on_ready(len(self.tracker.readers))
             while not self._stopping.is_set():
                 now = time.monotonic()
-                if self.watcher.take_rescan() or now - last_scan >= self.timing.scan_interval:
+                due = now - last_scan >= self.timing.scan_interval
+                if self.watcher.take_rescan() or due or self.tracker.written_to_empty():
                     self.tracker.scan(now)
                     last_scan = now
                 read = self._round(now)

@@ -64,6 +64,7 @@ class Tracker:
         self.scans = 0
         self._problems: dict[Path, str] = {}  # path -> problem reported (once until it changes)
         self._archive_heads: dict[tuple[Path, int, int, int], bytes] = {}  # archives do not change: decompress once
+        self._empty: list[Path] = []  # files the last scan found empty: no identity until written to
 
     # Scanning --------------------------------------------------------------------------------------------
     def watched_dirs(self) -> list[Path]:
@@ -120,6 +121,7 @@ class Tracker:
         by_inode = {reader.inode: reader for reader in self.readers if reader.inode}
         seen: set[int] = set()
         taken: set[int] = set()
+        self._empty = []
         for item in files:
             try:
                 status = item.path.stat()
@@ -136,14 +138,30 @@ class Tracker:
                 self._problem(item.path, exc)
                 continue
             self._problems.pop(item.path, None)
-            if head:  # an empty file has no identity yet; it is looked at again once written to
+            if head:
                 self._place(item, head, status, now, seen, taken)
+            else:  # an empty file has no identity yet; it is looked at again once written to
+                self._empty.append(item.path)
         self._lost(seen, now)
         present = {item.path for item in files}
         self._archive_heads = {key: head for key, head in self._archive_heads.items() if key[0] in present}
         if clean:  # a checkpoint no file matches any more belongs to a file deleted for good (retention)
             self.stored = [checkpoint for checkpoint in self.stored if id(checkpoint) in taken]
         self.scans += 1
+
+    def written_to_empty(self) -> bool:
+        """Whether a file the last scan found empty has content now (or is gone): a scan is due.
+
+        A write to it wakes the tailer like any write, but only a scan gives a new file a reader; without this,
+        a file created empty (LibreChat creates each new file before its first write) would wait for the next
+        periodic scan."""
+        for path in self._empty:
+            try:
+                if path.stat().st_size:
+                    return True
+            except OSError:
+                return True
+        return False
 
     def _head(self, item: LogFile, status: os.stat_result) -> bytes:
         if not item.gz:
