@@ -22,6 +22,7 @@ _HEADER: Final = re.compile(
     r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (error|warn|info|http|verbose|debug|activity|silly)(?:: |\r?\n|$)"
 )
 _ISO: Final = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?Z?")
+_MINUTE: Final = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
 # Keys of the request context the newest logger appends to non-debug headers.
 CONTEXT_KEYS: Final = frozenset({"userId", "requestId", "request_id", "request_method", "request_path", "tenantId"})
 
@@ -42,8 +43,26 @@ def _day_ns(day: str) -> int:
     return calendar.timegm((int(day[:4]), int(day[5:7]), int(day[8:10]), 0, 0, 0)) * 1_000_000_000
 
 
+@lru_cache(maxsize=1024)
+def _minute_ns(prefix: str) -> int | None:
+    """`YYYY-MM-DDTHH:MM` as Unix nanoseconds (None if it is not one): the part consecutive records share."""
+    if not _MINUTE.fullmatch(prefix):
+        return None
+    try:
+        return _day_ns(prefix[:10]) + (int(prefix[11:13]) * 60 + int(prefix[14:16])) * 60_000_000_000
+    except ValueError:
+        return None
+
+
 def iso_to_ns(stamp: str) -> int | None:
     """`2025-11-24T23:25:48.797Z` (or `YYYY-MM-DD HH:mm:ss`) as Unix nanoseconds; None if it is not one."""
+    if len(stamp) == 24 and stamp[16] == ":" and stamp[19] == "." and stamp[23] == "Z":
+        # Winston's own shape: the minute is looked up, only seconds and milliseconds are read.
+        rest = stamp[17:19] + stamp[20:23]
+        if rest.isascii() and rest.isdigit():
+            minute = _minute_ns(stamp[:16])
+            if minute is not None:
+                return minute + int(rest[:2]) * 1_000_000_000 + int(rest[2:]) * 1_000_000
     if not _ISO.fullmatch(stamp):
         return None
     try:

@@ -8,6 +8,8 @@ real records) that must give well-formed events without ever reaching parse_reco
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 import gzip
 import re
 from functools import cache
@@ -235,3 +237,22 @@ def test_every_real_record_parses_without_reaching_the_last_resort() -> None:
     for family, data in real_records():
         event, record, ctx = parsed(family, data)
         assert_well_formed(event, record, ctx)
+
+
+@FUZZ
+@given(st.datetimes(min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2200, 1, 1)), st.sampled_from("T "))
+def test_timestamps_read_as_the_calendar_says(when: dt.datetime, sep: str) -> None:
+    when = when.replace(microsecond=when.microsecond // 1000 * 1000)
+    stamp = when.strftime(f"%Y-%m-%d{sep}%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    expected = calendar.timegm(when.timetuple()) * 1_000_000_000 + when.microsecond * 1000
+    assert iso_to_ns(stamp) == expected
+    assert iso_to_ns(stamp[:19]) == expected - when.microsecond * 1000  # `YYYY-MM-DD HH:mm:ss`
+
+
+@FUZZ
+@given(st.text(alphabet="0123456789-:.TZ x٣", min_size=23, max_size=23))
+def test_winstons_shape_reads_like_any_other_stamp(text: str) -> None:
+    """The 24-character `….mmmZ` shortcut agrees with the general reading (a 4-digit fraction, no `Z`)."""
+    shaped = "2025-11-24T23:25:48.797"
+    for stamp in (text, shaped[:17] + text[:2] + shaped[19:], shaped[:20] + text[:3], text[:16] + shaped[16:]):
+        assert iso_to_ns(stamp + "Z") == iso_to_ns(stamp + "0")
