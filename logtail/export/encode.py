@@ -18,6 +18,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
     KeyValue,
     KeyValueList,
 )
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from parsers.event import Event
@@ -28,6 +29,8 @@ EVENT_NAME_ATTRIBUTE: Final = "otel.event.name"
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 
+# Bound on the remembered serialized attributes (and on the pairs seen once).
+_ENCODED_KEPT: Final = 8192
 # Rewrites one event's attributes for a backend (profiles.py); None keeps them as they are.
 AttributeMap = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
@@ -83,6 +86,10 @@ class LogEncoder:
         self._json_resource = {"attributes": json_key_values(resource)}
         self._json_scope = {"name": SCOPE_NAME, "version": scope_version}
         self._map = attribute_map
+        # Serialized string attributes seen twice or more, and those seen once (which a second sighting admits):
+        # most values repeat (file names, families, models, sources), some never do (ids).
+        self._encoded: dict[tuple[str, str], bytes] = {}
+        self._seen: set[tuple[str, str]] = set()
 
     def _attributes(self, event: Event) -> Mapping[str, Any]:
         attributes: dict[str, Any] = {**event.attributes, EVENT_NAME_ATTRIBUTE: event.event_name}
@@ -97,6 +104,7 @@ class LogEncoder:
         scope_logs = resource_logs.scope_logs.add()
         scope_logs.scope.CopyFrom(self._scope)
         add_record = scope_logs.log_records.add
+        encoded, seen = self._encoded, self._seen
         for event in events:
             record = add_record(
                 time_unix_nano=event.time_unix_nano,
@@ -109,12 +117,26 @@ class LogEncoder:
             add_attribute = record.attributes.add
             # Without a backend's rewrite the event's own dict is read as it is, the event name added after it.
             attributes: Mapping[str, Any] = self._attributes(event) if self._map else event.attributes
+            repeated: list[bytes] = []
             for key, value in attributes.items():
-                target = add_attribute(key=key).value
                 kind = type(value)
                 if kind is str:
-                    target.string_value = value
-                elif kind is int and INT64_MIN <= value <= INT64_MAX:
+                    # A string attribute seen before (file names, models, sources, …) is copied in as bytes.
+                    pair = (key, value)
+                    ready = encoded.get(pair)
+                    if ready is not None:
+                        repeated.append(ready)
+                        continue
+                    if pair in seen:
+                        repeated.append(self._encode_attribute(pair))
+                        continue
+                    if len(seen) >= _ENCODED_KEPT:
+                        seen.clear()
+                    seen.add(pair)
+                    add_attribute(key=key).value.string_value = value
+                    continue
+                target = add_attribute(key=key).value
+                if kind is int and INT64_MIN <= value <= INT64_MAX:
                     target.int_value = value
                 elif kind is float:
                     target.double_value = value
@@ -123,9 +145,21 @@ class LogEncoder:
                 else:
                     target.CopyFrom(any_value(value))
             if not self._map:
-                add_attribute(key=EVENT_NAME_ATTRIBUTE).value.string_value = event.event_name
+                pair = (EVENT_NAME_ATTRIBUTE, event.event_name)
+                repeated.append(encoded.get(pair) or self._encode_attribute(pair))
+            if repeated:
+                record.MergeFromString(b"".join(repeated))
         body: bytes = request.SerializeToString()
         return body
+
+    def _encode_attribute(self, pair: tuple[str, str]) -> bytes:
+        """The LogRecord `attributes` field for a string attribute, as bytes, remembered (bounded)."""
+        if len(self._encoded) >= _ENCODED_KEPT:
+            self._encoded.clear()
+        record = LogRecord(attributes=[KeyValue(key=pair[0], value=AnyValue(string_value=pair[1]))])
+        field: bytes = record.SerializeToString()
+        self._encoded[pair] = field
+        return field
 
     def json(self, events: Sequence[Event], observed_unix_nano: int) -> bytes:
         observed = str(observed_unix_nano)
