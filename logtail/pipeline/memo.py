@@ -13,18 +13,19 @@ LENGTH: Final = 4096
 class Memo:
     """`rewrite(value)`, computed once per distinct short string; forgets everything when full."""
 
-    __slots__ = ("_done", "_rewrite")
+    __slots__ = ("_rewrite", "known")
 
     def __init__(self, rewrite: Callable[[str], str]) -> None:
         self._rewrite = rewrite
-        self._done: dict[str, str] = {}
+        # value -> result; a hot loop may look here first and call only on a miss.
+        self.known: dict[str, str] = {}
 
     def __call__(self, value: str) -> str:
         if len(value) > LENGTH:
             return self._rewrite(value)
-        done = self._done.get(value)
+        done = self.known.get(value)
         if done is None:
-            if len(self._done) >= SIZE:
-                self._done.clear()
-            done = self._done[value] = self._rewrite(value)
+            if len(self.known) >= SIZE:
+                self.known.clear()
+            done = self.known[value] = self._rewrite(value)
         return done

@@ -177,6 +177,7 @@ class Redactor:
 
     def __call__(self, event: Event) -> Event:
         text = self.text
+        known = text.known
         event.body = text(event.body)
         if not event.severity_number:  # not a Winston level: whatever the record's `level` held
             event.severity_text = text(event.severity_text)
@@ -192,7 +193,8 @@ class Redactor:
             elif action == _KEEP:
                 continue
             elif isinstance(value, str):
-                attrs[key] = text(value)
+                done = known.get(value)  # most attribute values were seen before: no call needed
+                attrs[key] = done if done is not None else text(value)
             elif isinstance(value, list) and value and isinstance(value[0], str):
                 attrs[key] = [text(item) if isinstance(item, str) else item for item in value]
         return event
