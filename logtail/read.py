@@ -26,7 +26,7 @@ CHUNK: Final = 1 << 20
 # Below this many bytes of content a file is parsed in place: the worker's fork and pipe would cost more.
 AHEAD_MIN_BYTES: Final = 1 << 20
 GZIP_RATIO: Final = 10  # LibreChat's logs shrink about this much in their archives
-AHEAD_BATCH: Final = 2048
+AHEAD_BATCH: Final = 1024
 _FIELDS: Final = operator.attrgetter(*(f.name for f in dataclasses.fields(Event)))
 
 
@@ -63,6 +63,8 @@ def _parsed_ahead(log_file: LogFile, max_record: int, start: int) -> Iterator[Ev
     )
     # Objects that exist now stay out of the collector's sight while the worker lives: its passes would write to
     # every page holding them and so copy the parent's whole heap into the worker (Python's advice before a fork).
+    # Garbage is collected first, or it would be frozen too and copied into the worker.
+    gc.collect()
     gc.freeze()
     worker.start()
     sender.close()

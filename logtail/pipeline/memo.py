@@ -7,7 +7,7 @@ from typing import Final
 
 # At most SIZE strings of at most LENGTH characters are kept (twice, with their results): a few MB at worst.
 SIZE: Final = 1024
-LENGTH: Final = 4096
+LENGTH: Final = 1024
 
 
 class Memo:
