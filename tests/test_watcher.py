@@ -73,3 +73,26 @@ def test_stop_ends_the_reader_thread(tmp_path: Path) -> None:
     watcher.wake.clear()
     (tmp_path / "error-2025-11-24.log").write_bytes(b"{}\n")
     assert not woken(watcher, 0.3)
+
+
+def test_a_directory_made_again_is_watched_again_once_armed(watcher: Watcher, tmp_path: Path) -> None:
+    for entry in tmp_path.iterdir():
+        entry.unlink()
+    os.rmdir(tmp_path)
+    assert woken(watcher, SOON) and watcher.take_rescan()
+    tmp_path.mkdir()
+    watcher.arm()  # the tailer arms before each scan
+    (tmp_path / "error-2025-11-25.log").write_bytes(b"{}\n")
+    assert woken(watcher, SOON)
+    assert watcher.take_rescan()
+
+
+def test_a_directory_that_appears_later_is_watched_once_armed(watcher: Watcher, tmp_path: Path) -> None:
+    later = tmp_path / "missing"  # named to the fixture's watcher, absent when it started
+    later.mkdir()
+    watcher.wake.clear()
+    watcher.take_rescan()
+    watcher.arm()
+    (later / "login-logs.log").write_bytes(b"{}\n")
+    assert woken(watcher, SOON)
+    assert watcher.take_rescan()

@@ -115,6 +115,7 @@ class Tailer:
                 now = time.monotonic()
                 due = now - last_scan >= self.timing.scan_interval
                 if self.watcher.take_rescan() or due or self.tracker.written_to_empty():
+                    self.watcher.arm()
                     self.tracker.scan(now)
                     last_scan = now
                 read = self._round(now)

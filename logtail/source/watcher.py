@@ -39,8 +39,11 @@ class Watcher:
     def __init__(self, dirs: Iterable[Path]) -> None:
         self.wake = threading.Event()
         self._rescan = threading.Event()
-        self._dirs = [d for d in dirs if d.is_dir()]  # the stat poll finds what appears elsewhere
+        self._dirs = list(dirs)
         self._inotify: InotifyFD | None = None
+        self._armed: dict[Path, int] = {}  # directory -> its watch; gone when the directory goes
+        self._refused: set[Path] = set()  # directories whose watch failed, reported once
+        self._lock = threading.Lock()
 
     # inotify callbacks, on the reader's thread -----------------------------------------------------------
     def on_event(self, event: InotifyEvent) -> None:
@@ -49,7 +52,10 @@ class Watcher:
         self.wake.set()
 
     def on_watch_deleted(self, wd: int) -> None:
-        self.on_queue_overflow()  # the directory itself went away
+        # The directory itself went away: `arm` watches it again once it is back.
+        with self._lock:
+            self._armed = {directory: armed for directory, armed in self._armed.items() if armed != wd}
+        self.on_queue_overflow()
 
     def on_queue_overflow(self) -> None:
         self._rescan.set()
@@ -75,12 +81,26 @@ class Watcher:
         except OSError as exc:
             log.warning("file system events unavailable (%s); polling only", exc)
             return
-        for directory in self._dirs:
-            try:
-                self._inotify.add_callback(os.fsencode(directory), Mask(_MASK), self, CallbackId(1))
-            except OSError as exc:  # inotify limits: the stat poll still covers the directory
-                log.warning("cannot watch %s (%s); polling it instead", directory, exc)
+        self.arm()
         self._inotify.start()
+
+    def arm(self) -> None:
+        """Watch each directory that exists and is not watched yet: one that appeared, or was deleted and made
+        again, since the last call. The tailer calls this before every scan; what is not watched is polled."""
+        if self._inotify is None:
+            return
+        for directory in self._dirs:
+            if directory in self._armed or not directory.is_dir():
+                continue
+            try:
+                wd = self._inotify.add_callback(os.fsencode(directory), Mask(_MASK), self, CallbackId(1))
+            except OSError as exc:  # inotify limits: the stat poll still covers the directory
+                if directory not in self._refused:
+                    self._refused.add(directory)
+                    log.warning("cannot watch %s (%s); polling it instead", directory, exc)
+                continue
+            with self._lock:
+                self._armed[directory] = wd
 
     def stop(self) -> None:
         if self._inotify is not None:
