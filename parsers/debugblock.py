@@ -13,6 +13,7 @@ Values become real Python values; `undefined` is dropped, anything unreadable st
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Final
 
 import orjson
@@ -23,10 +24,21 @@ _BARE: Final[dict[str, object]] = {"null": None, "true": True, "false": False}
 
 def parse_value(text: str) -> object:
     """One rendered leaf value."""
+    if text[:1] == "[":  # a list: a fresh one each time, since the caller may change it
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return text
+    return _scalar(text)
+
+
+@lru_cache(maxsize=4096)
+def _scalar(text: str) -> object:
+    """A string, number, boolean or null, remembered: the same values come back record after record."""
     if not text:
         return ""
     first = text[0]
-    if first == '"' or first == "[":
+    if first == '"':
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
