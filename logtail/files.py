@@ -175,6 +175,16 @@ def not_regular(path: Path) -> bool:
         return False
 
 
+def content_size(log_file: LogFile) -> int:
+    """Decompressed size: a gzip member's trailer holds it (modulo 4 GiB, close enough for progress and lag)."""
+    size = log_file.path.stat().st_size
+    if not log_file.gz or size < 18:
+        return size
+    with log_file.path.open("rb") as raw:
+        raw.seek(-4, os.SEEK_END)
+        return int.from_bytes(raw.read(4), "little")
+
+
 def open_decompressed(path: str | os.PathLike[str]) -> io.BufferedIOBase:
     """The file's bytes, gunzipped when the name ends with `.gz`. `read1` gives what is there without waiting
     for a full chunk, so the records before a damaged part of an archive are still read.

@@ -30,7 +30,15 @@ import typer
 
 from logtail.config import Config, ConfigError, ConfigOption, SetOption, load_config
 from logtail.export import ExportGaveUp, ShipSummary, build_sink
-from logtail.files import IDENTITY_LINE_CAP, BadPath, LogFile, discover, file_identity, open_decompressed
+from logtail.files import (
+    IDENTITY_LINE_CAP,
+    BadPath,
+    LogFile,
+    content_size,
+    discover,
+    file_identity,
+    open_decompressed,
+)
 from logtail.pipeline import Pipeline
 from logtail.progress import Progress
 from logtail.read import read_events
@@ -103,16 +111,6 @@ def select_files(paths: list[Path]) -> tuple[list[LogFile], list[BadPath]]:
     found = discover(paths, errors=errors)
     unique = {os.path.realpath(f.path): f for f in reversed(found)}  # the first mention wins
     return sorted(unique.values(), key=LogFile.sort_key), errors
-
-
-def content_size(log_file: LogFile) -> int:
-    """Decompressed size: a gzip member's trailer holds it (modulo 4 GiB, close enough for progress)."""
-    size = log_file.path.stat().st_size
-    if not log_file.gz or size < 18:
-        return size
-    with log_file.path.open("rb") as raw:
-        raw.seek(-4, os.SEEK_END)
-        return int.from_bytes(raw.read(4), "little")
 
 
 def identity_of(log_file: LogFile) -> str:

@@ -23,7 +23,7 @@ import stat
 from pathlib import Path
 from typing import Final
 
-from logtail.files import NOT_REGULAR, LogFile, log_file, open_decompressed
+from logtail.files import NOT_REGULAR, LogFile, content_size, log_file, open_decompressed
 from logtail.selfmetrics import SelfMetrics
 from logtail.source.checkpoint import Checkpoint, StateFile
 from logtail.source.fingerprint import FINGERPRINT_SIZE, NO_MARKER, Fingerprint, Marker
@@ -357,10 +357,11 @@ class Tracker:
             if item.path.name.removesuffix(".gz") in known:
                 continue
             try:
-                status = item.path.stat()
                 if item.gz:
-                    lag[item.family] += _gzip_size(item.path)
-                elif (status.st_dev, status.st_ino) not in held:
+                    lag[item.family] += content_size(item)
+                    continue
+                status = item.path.stat()
+                if (status.st_dev, status.st_ino) not in held:
                     lag[item.family] += status.st_size
             except OSError:
                 continue
@@ -412,13 +413,6 @@ def _login_file(path: Path, pattern: re.Pattern[str]) -> LogFile | None:
 def _head(item: LogFile) -> bytes:
     with open_decompressed(item.path) as stream:
         return stream.read(FINGERPRINT_SIZE)
-
-
-def _gzip_size(path: Path) -> int:
-    """An archive's decompressed size from its trailer (modulo 4 GiB, enough for a lag)."""
-    with path.open("rb") as stream:
-        stream.seek(-4, os.SEEK_END)
-        return int.from_bytes(stream.read(4), "little")
 
 
 def _pread(path: Path, n: int, offset: int) -> bytes:
