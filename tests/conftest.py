@@ -23,3 +23,11 @@ def collector(tmp_path: Path) -> Iterator[DevCollector]:
 @pytest.fixture(scope="session")
 def samples() -> Path:
     return SAMPLES
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """A logs directory (made) and a state directory (not made) for one test."""
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    logs.mkdir()
+    return logs, state

@@ -214,10 +214,9 @@ def cpu_seconds(pid: int) -> float:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_the_service_ships_past_loops_directories_huge_and_binary_records_without_spinning(
-    collector: DevCollector, tmp_path: Path
+    collector: DevCollector, dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    logs, state = tmp_path / "logs", tmp_path / "state"
-    logs.mkdir()
+    logs, state = dirs
     (logs / "loop").symlink_to(logs)  # a directory loop
     (logs / "debug-2025-11-25.log").symlink_to("debug-2025-11-25.log")  # a link to itself
     (logs / "meiliSync-2025-11-24.log").symlink_to(tmp_path / "rotated-away")  # dangling
@@ -251,11 +250,10 @@ def test_the_service_ships_past_loops_directories_huge_and_binary_records_withou
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_the_service_cuts_a_record_that_keeps_growing_and_ships_what_follows(
-    collector: DevCollector, tmp_path: Path
+    collector: DevCollector, dirs: tuple[Path, Path]
 ) -> None:
     """A debug record that grows for seconds past the cap, then an unterminated JSON line doing the same."""
-    logs, state = tmp_path / "logs", tmp_path / "state"
-    logs.mkdir()
+    logs, state = dirs
     debug, error = logs / "debug-2025-11-24.log", logs / "error-2025-11-24.log"
     process = run_service(logs, state, collector.http_endpoint)
     try:
@@ -295,9 +293,8 @@ def test_parse_skips_a_fifo_named_like_a_log_file(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(90)
-def test_the_service_ships_past_a_fifo_named_like_a_log_file(collector: DevCollector, tmp_path: Path) -> None:
-    logs, state = tmp_path / "logs", tmp_path / "state"
-    logs.mkdir()
+def test_the_service_ships_past_a_fifo_named_like_a_log_file(collector: DevCollector, dirs: tuple[Path, Path]) -> None:
+    logs, state = dirs
     (logs / "debug-2025-11-24.log").write_bytes(GOOD_DEBUG % (1, 1))
     os.mkfifo(logs / "error-2025-11-24.log")
     process = run_service(logs, state, collector.http_endpoint)
@@ -312,9 +309,8 @@ def test_the_service_ships_past_a_fifo_named_like_a_log_file(collector: DevColle
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_more_archives_than_file_descriptors_are_all_shipped(collector: DevCollector, tmp_path: Path) -> None:
-    logs, state = tmp_path / "logs", tmp_path / "state"
-    logs.mkdir()
+def test_more_archives_than_file_descriptors_are_all_shipped(collector: DevCollector, dirs: tuple[Path, Path]) -> None:
+    logs, state = dirs
     archives = 1200  # e.g. 14 days of a busy debug log rotated at 20 MB
     for n in range(1, archives + 1):
         (logs / f"debug-2025-11-24.log.{n}.gz").write_bytes(gzip.compress(GOOD_DEBUG % (1, n)))
@@ -329,9 +325,10 @@ def test_more_archives_than_file_descriptors_are_all_shipped(collector: DevColle
 
 @pytest.mark.slow
 @pytest.mark.timeout(60)
-def test_the_service_does_not_follow_a_link_out_of_the_logs_directory(collector: DevCollector, tmp_path: Path) -> None:
-    logs, state = tmp_path / "logs", tmp_path / "state"
-    logs.mkdir()
+def test_the_service_does_not_follow_a_link_out_of_the_logs_directory(
+    collector: DevCollector, dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    logs, state = dirs
     private = tmp_path / "logtail.toml"
     private.write_text('[export]\nendpoint = "https://otlp.example"\n')
     (logs / "debug-2025-11-24.log").symlink_to(private)
@@ -360,10 +357,9 @@ def test_stats_reports_a_corrupt_gz_in_one_line(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_the_service_ships_a_damaged_archive_up_to_the_damage_and_the_other_files(
-    collector: DevCollector, tmp_path: Path
+    collector: DevCollector, dirs: tuple[Path, Path]
 ) -> None:
-    logs, state = tmp_path / "logs", tmp_path / "state"
-    logs.mkdir()
+    logs, state = dirs
     records = b"".join(GOOD_JSON % (n, n % 10) for n in range(20_000))
     damaged = logs / "error-2025-11-24.log.1.gz"
     damaged.write_bytes(corrupt_gzip(records))
@@ -406,11 +402,10 @@ def read_until_damage(path: Path) -> bytes:
 )
 @pytest.mark.timeout(60)
 def test_a_bad_state_file_is_set_aside_and_every_record_shipped(
-    content: bytes, collector: DevCollector, tmp_path: Path
+    content: bytes, collector: DevCollector, dirs: tuple[Path, Path]
 ) -> None:
     """Even with start_at=end: a checkpoint that cannot be trusted means reading from the beginning."""
-    logs, state = tmp_path / "logs", tmp_path / "state"
-    logs.mkdir()
+    logs, state = dirs
     state.mkdir()
     (logs / "debug-2025-11-24.log").write_bytes(GOOD_DEBUG % (1, 1) + GOOD_DEBUG % (2, 2))
     bad = state_path(state, logs)
@@ -452,9 +447,10 @@ def test_deeply_nested_metadata_costs_only_its_record_and_keeps_its_text(depth: 
 
 @pytest.mark.slow
 @pytest.mark.timeout(90)
-def test_the_logs_directory_removed_and_recreated_under_the_service(collector: DevCollector, tmp_path: Path) -> None:
-    logs, state = tmp_path / "logs", tmp_path / "state"
-    logs.mkdir()
+def test_the_logs_directory_removed_and_recreated_under_the_service(
+    collector: DevCollector, dirs: tuple[Path, Path]
+) -> None:
+    logs, state = dirs
     (logs / "debug-2025-11-24.log").write_bytes(GOOD_DEBUG % (1, 1))
     process = run_service(logs, state, collector.http_endpoint)
     try:

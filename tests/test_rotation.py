@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,13 +127,6 @@ def exactly_once(got: Counter[str], expected: Sequence[str]) -> None:
 def uids_unique(collector: DevCollector) -> None:
     uids = Counter(str(r["attributes"]["log.record.uid"]) for r in collector.logs())
     assert all(n == 1 for n in uids.values())
-
-
-@pytest.fixture
-def dirs(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    logs, state = tmp_path / "logs", tmp_path / "state"
-    logs.mkdir()
-    yield logs, state
 
 
 def write_all(rotator: Rotator, texts: Iterable[str], pause: float = 0.0) -> None:
