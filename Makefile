@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m logtail.demo
+	$(BIN)/python -m logtail.commands.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(CODE)

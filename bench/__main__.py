@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from bench.scenarios import Bench, Result, Sizes, percentile
-from logtail.devcollector import DevCollector
+from logtail.devcollector.collector import DevCollector
 
 SCENARIOS = ("replay-error", "replay-debug", "tail", "idle", "replay-1gb")
 MIB = 1 << 20

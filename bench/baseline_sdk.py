@@ -23,7 +23,7 @@ from opentelemetry.sdk._logs import Logger, LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
-from logtail.files import discover, open_decompressed
+from logtail.source.files import discover, open_decompressed
 from parsers.event import severity_number
 from parsers.records import Record, splitter_for
 from parsers.winston import iso_to_ns

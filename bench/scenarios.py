@@ -20,7 +20,7 @@ from typing import Final
 
 from bench.measure import Child, Run, usage
 from fixtures.generate import Corpus, RotatingWriter, Written, generate, parse_size
-from logtail.devcollector import DevCollector
+from logtail.devcollector.collector import DevCollector
 from parsers.event import iso_from_nanos
 
 LOGTAIL: Final = str(Path(sys.executable).with_name("logtail"))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from logtail.check import check_command
-from logtail.parse_cmd import parse_command
-from logtail.replay import replay_command
-from logtail.run import run_command
-from logtail.stats import stats_command
+from logtail.commands.check import check_command
+from logtail.commands.parse import parse_command
+from logtail.commands.replay import replay_command
+from logtail.commands.run import run_command
+from logtail.commands.stats import stats_command
 
 app = typer.Typer(
     name="logtail",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from logtail.devcollector import DevCollector
+from logtail.devcollector.collector import DevCollector
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "fixtures" / "librechat"

@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from logtail.devcollector import free_port
+from logtail.devcollector.collector import free_port
 
 
 @dataclass(frozen=True, slots=True)

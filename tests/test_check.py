@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from logtail.check import EXIT_CONFIG, EXIT_ENDPOINT, EXIT_OK, load_checked, run_check
+from logtail.commands.check import EXIT_CONFIG, EXIT_ENDPOINT, EXIT_OK, load_checked, run_check
 from logtail.config import ConfigError
-from logtail.devcollector import DevCollector, free_port
+from logtail.devcollector.collector import DevCollector, free_port
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 from logtail.config import Config, OpenObserveConfig
 from logtail.export.metrics import CACHE_TOKEN_TYPES, INSTRUMENTS, TOKEN_TYPES, cumulative_sum, histogram, self_metrics
 from logtail.export.profiles import LOKI_LABELS
-from logtail.selfmetrics import OUTCOMES, SelfMetrics
+from logtail.service.selfmetrics import OUTCOMES, SelfMetrics
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 DASHBOARDS: Final = ROOT / "dashboards"

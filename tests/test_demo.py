@@ -1,4 +1,4 @@
-"""`make demo` (`python -m logtail.demo`) end to end: the sample logs reach the embedded collector, all of them."""
+"""`make demo` (`python -m logtail.commands.demo`) end to end: the sample logs all reach the embedded collector."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from logtail.demo import CORPORA
+from logtail.commands.demo import CORPORA
 from tests.test_replay import expected_calls, expected_events
 
 
 def test_demo_prints_what_the_collector_received(samples: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "logtail.demo"], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "logtail.commands.demo"], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout

@@ -9,7 +9,7 @@ from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
-from logtail.devcollector import DevCollector, _accepts, _ephemeral_range, free_port
+from logtail.devcollector.collector import DevCollector, _accepts, _ephemeral_range, free_port
 
 
 def test_collector_records_what_it_receives(collector: DevCollector) -> None:

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from logtail.config import Config, MetricsConfig
-from logtail.devcollector import DevCollector
+from logtail.devcollector.collector import DevCollector
 from logtail.export import build_sink
 from logtail.export.metrics import Aggregator
-from logtail.files import discover
 from logtail.pipeline import Pipeline
-from logtail.read import read_events
-from logtail.selfmetrics import SelfMetrics
+from logtail.service.selfmetrics import SelfMetrics
+from logtail.source.files import discover
+from logtail.source.read import read_events
 from parsers.event import Attributes, Event
 
 CORPORA = ("v0.7", "v0.8")

@@ -12,10 +12,10 @@ import pytest
 from test_export import sample_events
 
 from logtail.config import Config, ConfigError, load_config
-from logtail.devcollector import DevCollector
+from logtail.devcollector.collector import DevCollector
 from logtail.export import build_sink
 from logtail.export.profiles import LOKI_LABELS, O2Attributes, destination
-from logtail.selfmetrics import SelfMetrics
+from logtail.service.selfmetrics import SelfMetrics
 
 
 def config(*overrides: str, env: dict[str, str] | None = None) -> Config:

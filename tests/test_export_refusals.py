@@ -21,8 +21,8 @@ from test_export import make_config, sample_events
 
 from logtail.config import load_config
 from logtail.export import ExportGaveUp, Shipper, build_sink
-from logtail.selfmetrics import SelfMetrics
-from logtail.sink import ShutdownInterrupted
+from logtail.export.sink import ShutdownInterrupted
+from logtail.service.selfmetrics import SelfMetrics
 from parsers.event import Event
 
 UID = "log.record.uid"

@@ -14,7 +14,7 @@ from stub_backend import Reply, StubBackend
 from test_export import make_config, sample_events
 
 from logtail.export import ExportGaveUp, build_sink
-from logtail.selfmetrics import SelfMetrics
+from logtail.service.selfmetrics import SelfMetrics
 from parsers.event import Event
 
 EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]

@@ -1,4 +1,4 @@
-"""Discovery, ordering, decompression and file identity (logtail/files.py, logtail/read.py)."""
+"""Discovery, ordering, decompression and file identity (logtail/source/files.py, logtail/source/read.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from logtail.files import BadPath, discover, family_of, file_identity, open_decompressed
-from logtail.read import read_events
+from logtail.source.files import BadPath, discover, family_of, file_identity, open_decompressed
+from logtail.source.read import read_events
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,9 @@ import orjson
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from logtail.files import LogFile
-from logtail.parse_cmd import write_events
+from logtail.commands.parse import write_events
 from logtail.pipeline import Pipeline, PrivacySettings
+from logtail.source.files import LogFile
 from parsers.event import SEVERITY
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,9 +13,9 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from logtail.devcollector import free_port
-from logtail.health import HealthServer, health, start_health_server
-from logtail.selfmetrics import DURATION_BOUNDS, SelfMetrics
+from logtail.devcollector.collector import free_port
+from logtail.service.health import HealthServer, health, start_health_server
+from logtail.service.selfmetrics import DURATION_BOUNDS, SelfMetrics
 
 # Prometheus text exposition format 0.0.4: comments, HELP/TYPE and samples (no timestamps are written).
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"

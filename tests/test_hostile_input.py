@@ -20,11 +20,11 @@ from test_outage import MB, tree_rss
 from test_parse_cli import LOGTAIL, run
 from test_security import run_service, stop_service
 
-from logtail.devcollector import DevCollector
-from logtail.files import discover
-from logtail.parse_cmd import write_events
+from logtail.commands.parse import write_events
+from logtail.devcollector.collector import DevCollector
 from logtail.pipeline import Pipeline, PrivacySettings
 from logtail.source.checkpoint import state_path
+from logtail.source.files import discover
 from parsers import UNPARSED_BODY_CAP, FileContext, parse_record
 from parsers.records import Record
 

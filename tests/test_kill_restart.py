@@ -16,7 +16,7 @@ from typing import Final
 
 import pytest
 
-from logtail.devcollector import DevCollector
+from logtail.devcollector.collector import DevCollector
 from logtail.source.tailer import BATCH
 from tests.test_outage import Service, Writer, tree_pids, uids_on_disk, wait_for_uids
 

@@ -21,9 +21,9 @@ from typing import Final
 import orjson
 import pytest
 
-from logtail.devcollector import DevCollector, free_port
-from logtail.files import discover
-from logtail.read import read_events
+from logtail.devcollector.collector import DevCollector, free_port
+from logtail.source.files import discover
+from logtail.source.read import read_events
 from tests.rotator import Rotator
 from tests.test_replay import LOGTAIL
 from tests.test_rotation import record

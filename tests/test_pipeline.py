@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from logtail.files import discover
 from logtail.pipeline import Pipeline
 from logtail.pipeline.correlate import Correlator, provider_for
-from logtail.read import read_events
+from logtail.source.files import discover
+from logtail.source.read import read_events
 from parsers import FileContext, parse_record
 from parsers.event import Event
 from parsers.records import Record

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from fixtures.generate import generate
-from logtail import read
-from logtail.files import discover
-from logtail.read import AHEAD_MIN_BYTES, GZIP_RATIO, read_events
+from logtail.source import read
+from logtail.source.files import discover
+from logtail.source.read import AHEAD_MIN_BYTES, GZIP_RATIO, read_events
 from parsers.event import Event
 from parsers.records import DEFAULT_MAX_RECORD
 

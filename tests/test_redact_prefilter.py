@@ -7,9 +7,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logtail.files import discover
 from logtail.pipeline.redact import Redactor, _replace
-from logtail.read import read_events
+from logtail.source.files import discover
+from logtail.source.read import read_events
 
 # Pieces that start, end or almost make secrets, so random joins hit the patterns' edges.
 PIECES = st.sampled_from(

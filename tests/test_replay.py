@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from logtail.devcollector import DevCollector, free_port
-from logtail.files import LogFile
+from logtail.commands.progress import Progress
+from logtail.commands.replay import NS, Window, parse_time, select_files
+from logtail.commands.replay_state import ReplayState, StateError
+from logtail.devcollector.collector import DevCollector, free_port
 from logtail.pipeline import Pipeline
-from logtail.progress import Progress
-from logtail.read import read_events
-from logtail.replay import NS, Window, parse_time, select_files
-from logtail.replay_state import ReplayState, StateError
+from logtail.source.files import LogFile
+from logtail.source.read import read_events
 from parsers.event import Event
 from parsers.winston import iso_to_ns
 from tests.stub_backend import Reply, StubBackend

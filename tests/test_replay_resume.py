@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.generate import generate
-from logtail.devcollector import DevCollector
+from logtail.devcollector.collector import DevCollector
 from tests.test_replay import LOGTAIL, event_uids, expected_events, replay, uids
 
 

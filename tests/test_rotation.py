@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from logtail.config import Config, load_config
-from logtail.devcollector import DevCollector
+from logtail.devcollector.collector import DevCollector
 from logtail.export import Shipper, build_sink
+from logtail.export.sink import Sink
 from logtail.pipeline import Pipeline
-from logtail.selfmetrics import SelfMetrics
-from logtail.sink import Sink
+from logtail.service.selfmetrics import SelfMetrics
 from logtail.source.tailer import Tailer, Timing
 from parsers.event import Event
 from tests.rotator import Rotator, copytruncate, gzip_and_unlink

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from logtail.devcollector import DevCollector
+from logtail.devcollector.collector import DevCollector
 from logtail.export import Shipper
 from tests.rotator import Rotator, copytruncate, gzip_and_unlink
 from tests.test_rotation import Service, Unacked, record, wait_for

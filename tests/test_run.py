@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from logtail.devcollector import DevCollector, free_port
+from logtail.devcollector.collector import DevCollector, free_port
 from tests.rotator import Rotator
 from tests.test_replay import LOGTAIL
 from tests.test_rotation import exactly_once, names, record, wait_for, write_all

@@ -241,7 +241,7 @@ def test_no_secret_from_the_samples_is_printed(name: str) -> None:
 
 def run_parse_input(name: str) -> Iterator[bytes]:
     """The decompressed bytes of every file of a corpus."""
-    from logtail.files import discover, open_decompressed
+    from logtail.source.files import discover, open_decompressed
 
     for log_file in discover([SAMPLES / name]):
         with open_decompressed(log_file.path) as stream:

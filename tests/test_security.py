@@ -20,9 +20,9 @@ from test_export_tls import pki as pki
 from test_export_tls import server_context
 from typer.testing import CliRunner
 
-from logtail.check import run_check
 from logtail.cli import app
-from logtail.devcollector import DevCollector, free_port
+from logtail.commands.check import run_check
+from logtail.devcollector.collector import DevCollector, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGTAIL = str(Path(sys.executable).with_name("logtail"))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from logtail.selfmetrics import DURATION_BOUNDS, SelfMetrics
+from logtail.service.selfmetrics import DURATION_BOUNDS, SelfMetrics
 
 
 def test_counters_add_up_and_snapshots_are_copies() -> None:

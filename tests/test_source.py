@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from logtail.devcollector import DevCollector
-from logtail.selfmetrics import SelfMetrics
+from logtail.devcollector.collector import DevCollector
+from logtail.service.selfmetrics import SelfMetrics
 from logtail.source.checkpoint import Checkpoint, StateFile
 from logtail.source.fingerprint import FINGERPRINT_SIZE, NO_MARKER, Fingerprint, Marker
 from logtail.source.tracker import Tracker

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from logtail.sparkline import sparkline
+from logtail.commands.sparkline import sparkline
 from tests.test_replay import expected_events
 
 LOGTAIL = str(Path(sys.executable).with_name("logtail"))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from logtail.journal import JournalFormatter, configure_logging, stderr_is_journal
-from logtail.notify import Notifier
+from logtail.service.journal import JournalFormatter, configure_logging, stderr_is_journal
+from logtail.service.notify import Notifier
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +96,7 @@ def test_outside_systemd_or_with_the_socket_gone_nothing_fails(tmp_path: Path) -
 
 
 def record(level: int, message: str, **extra: object) -> logging.LogRecord:
-    rec = logging.LogRecord("logtail.run", level, __file__, 1, message, None, None)
+    rec = logging.LogRecord("logtail.commands.run", level, __file__, 1, message, None, None)
     rec.__dict__.update(extra)
     return rec
 
@@ -104,18 +104,18 @@ def record(level: int, message: str, **extra: object) -> logging.LogRecord:
 def test_json_lines_carry_level_logger_message_and_extras() -> None:
     line = JournalFormatter("json", journal=False).format(record(logging.WARNING, "export failed", family="debug"))
     fields = json.loads(line)
-    assert fields["level"] == "warning" and fields["logger"] == "logtail.run"
+    assert fields["level"] == "warning" and fields["logger"] == "logtail.commands.run"
     assert fields["message"] == "export failed" and fields["family"] == "debug"
     assert fields["time"].endswith("Z")
 
 
 def test_under_journald_lines_start_with_the_syslog_priority() -> None:
     plain = JournalFormatter("plain", journal=True)
-    assert plain.format(record(logging.ERROR, "boom")) == "<3>error logtail.run: boom"
-    assert plain.format(record(logging.INFO, "ready")) == "<6>info logtail.run: ready"
+    assert plain.format(record(logging.ERROR, "boom")) == "<3>error logtail.commands.run: boom"
+    assert plain.format(record(logging.INFO, "ready")) == "<6>info logtail.commands.run: ready"
     assert JournalFormatter("json", journal=True).format(record(logging.WARNING, "x")).startswith('<4>{"time":')
     on_terminal = JournalFormatter("plain", journal=False).format(record(logging.INFO, "ready"))
-    assert on_terminal.endswith("Z info logtail.run: ready") and not on_terminal.startswith("<")
+    assert on_terminal.endswith("Z info logtail.commands.run: ready") and not on_terminal.startswith("<")
 
 
 def test_the_journal_is_recognised_by_the_device_and_inode_systemd_announces(tmp_path: Path) -> None:

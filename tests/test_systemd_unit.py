@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from logtail.check import EXIT_CONFIG
 from logtail.cli import app
+from logtail.commands.check import EXIT_CONFIG
 from logtail.config import DEFAULT_PATH, SourceConfig
 
 UNIT = Path(__file__).resolve().parent.parent / "deploy" / "logtail.service"

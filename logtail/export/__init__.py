@@ -1,6 +1,6 @@
 """OTLP export of events (logs) and of the metrics derived from them, with acknowledged delivery.
 
-`build_sink` wires the configured profile, encoding and transport into a `Shipper` (logtail.sink.Sink).
+`build_sink` wires the configured profile, encoding and transport into a `Shipper` (logtail.export.sink.Sink).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from logtail.export.metrics import Aggregator, encode_json
 from logtail.export.profiles import Destination, Endpoint, destination, resource_attributes
 from logtail.export.shipper import DeadLetters, ExportGaveUp, MetricExport, Shipper, ShipSummary
 from logtail.export.transport import GrpcTransport, HttpTransport, Signal, Transport
-from logtail.selfmetrics import SelfMetrics
+from logtail.service.selfmetrics import SelfMetrics
 
 __all__ = ["ExportGaveUp", "ShipSummary", "Shipper", "build_sink", "open_transports"]
 

@@ -32,7 +32,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from logtail.config import MetricsConfig
 from logtail.export.encode import INT64_MAX, INT64_MIN, SCOPE_NAME, key_values
 from logtail.pipeline import TWIN
-from logtail.selfmetrics import DURATION_BOUNDS, Snapshot
+from logtail.service.selfmetrics import DURATION_BOUNDS, Snapshot
 from parsers.event import Event
 
 MODEL: Final = "gen_ai.request.model"

@@ -21,10 +21,10 @@ from typing import Final
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from logtail.export.metrics import Aggregator
+from logtail.export.sink import ShutdownInterrupted
 from logtail.export.transport import Answer, Signal, Transport
 from logtail.pipeline import TWIN
-from logtail.selfmetrics import SelfMetrics
-from logtail.sink import ShutdownInterrupted
+from logtail.service.selfmetrics import SelfMetrics
 from parsers import UNPARSED
 from parsers.event import Event
 
@@ -87,7 +87,7 @@ class MetricExport:
 
 
 class Shipper:
-    """Implements `logtail.sink.Sink` for one destination."""
+    """Implements `logtail.export.sink.Sink` for one destination."""
 
     def __init__(
         self,

@@ -17,10 +17,10 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Final
 
-from logtail.files import IDENTITY_LINE_CAP, LogFile, file_identity, open_decompressed
-from logtail.read import context_for
 from logtail.source.checkpoint import Checkpoint
+from logtail.source.files import IDENTITY_LINE_CAP, LogFile, file_identity, open_decompressed
 from logtail.source.fingerprint import FINGERPRINT_SIZE, MARKER_SIZE, NO_MARKER, Fingerprint
+from logtail.source.read import context_for
 from parsers import FileContext, parse_record
 from parsers.event import Event
 from parsers.records import Record, Splitter, splitter_for

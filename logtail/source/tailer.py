@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Final
 
 from logtail.config import SourceConfig
+from logtail.export.sink import ShutdownInterrupted, Sink
 from logtail.pipeline import Pipeline
-from logtail.selfmetrics import SelfMetrics
-from logtail.sink import ShutdownInterrupted, Sink
+from logtail.service.selfmetrics import SelfMetrics
 from logtail.source.checkpoint import StateFile
 from logtail.source.tracker import Tracker
 from logtail.source.watcher import Watcher

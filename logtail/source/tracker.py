@@ -23,9 +23,9 @@ import stat
 from pathlib import Path
 from typing import Final
 
-from logtail.files import NOT_REGULAR, LogFile, content_size, log_file, open_decompressed
-from logtail.selfmetrics import SelfMetrics
+from logtail.service.selfmetrics import SelfMetrics
 from logtail.source.checkpoint import Checkpoint, StateFile
+from logtail.source.files import NOT_REGULAR, LogFile, content_size, log_file, open_decompressed
 from logtail.source.fingerprint import FINGERPRINT_SIZE, NO_MARKER, Fingerprint, Marker
 from logtail.source.reader import CHUNK, READ_ERRORS, Item, Reader, marker_holds, open_reader
 

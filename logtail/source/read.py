@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
-from logtail.files import IDENTITY_LINE_CAP, LogFile, file_identity, open_decompressed
+from logtail.source.files import IDENTITY_LINE_CAP, LogFile, file_identity, open_decompressed
 from parsers import FileContext, parse_record
 from parsers.event import Event
 from parsers.records import DEFAULT_MAX_RECORD, splitter_for

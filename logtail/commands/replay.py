@@ -28,9 +28,14 @@ from typing import Annotated, Final
 
 import typer
 
+from logtail.commands.progress import Progress
+from logtail.commands.replay_state import FileProgress, ReplayState, StateError, replay_key
 from logtail.config import Config, ConfigError, ConfigOption, SetOption, load_config
 from logtail.export import ExportGaveUp, ShipSummary, build_sink
-from logtail.files import (
+from logtail.export.sink import ShutdownInterrupted
+from logtail.pipeline import Pipeline
+from logtail.service.selfmetrics import SelfMetrics
+from logtail.source.files import (
     IDENTITY_LINE_CAP,
     BadPath,
     LogFile,
@@ -39,12 +44,7 @@ from logtail.files import (
     file_identity,
     open_decompressed,
 )
-from logtail.pipeline import Pipeline
-from logtail.progress import Progress
-from logtail.read import read_events
-from logtail.replay_state import FileProgress, ReplayState, StateError, replay_key
-from logtail.selfmetrics import SelfMetrics
-from logtail.sink import ShutdownInterrupted
+from logtail.source.read import read_events
 from parsers.event import Event
 
 EXIT_OK: Final = 0

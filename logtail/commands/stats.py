@@ -19,12 +19,12 @@ from typing import IO, Annotated, Any, Final
 import orjson
 import typer
 
+from logtail.commands.replay import select_files
+from logtail.commands.sparkline import sparkline
 from logtail.export.metrics import CACHE_TOKEN_TYPES, MODEL, TOKEN_TYPES
-from logtail.files import LogFile
 from logtail.pipeline import TWIN, Pipeline
-from logtail.read import read_events
-from logtail.replay import select_files
-from logtail.sparkline import sparkline
+from logtail.source.files import LogFile
+from logtail.source.read import read_events
 from parsers.auth import LOGIN
 from parsers.event import Event
 from parsers.moderation import BAN

@@ -16,9 +16,9 @@ from typing import IO, Annotated, Final
 import orjson
 import typer
 
-from logtail.files import BadPath, LogFile, discover
 from logtail.pipeline import Pipeline, PrivacySettings
-from logtail.read import read_events
+from logtail.source.files import BadPath, LogFile, discover
+from logtail.source.read import read_events
 from parsers.event import Event
 
 EXIT_BAD_PATH: Final = 2

@@ -1,7 +1,7 @@
 """An embedded OTLP collector (rotel) for `make demo`, the tests and the benchmark.
 
 rotel's wheel ships a real collector binary, `rotel-agent`, that accepts OTLP over gRPC and HTTP
-(protobuf and JSON). Its Python processor hook (`collector_hook.py`) writes every received log record
+(protobuf and JSON). Its Python processor hook (`hook.py`) writes every received log record
 and metric point to a JSON-lines file, so callers can assert on exactly what arrived.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-_HOOK = Path(__file__).with_name("collector_hook.py")
+_HOOK = Path(__file__).with_name("hook.py")
 _PR_SET_PDEATHSIG = 1
 
 

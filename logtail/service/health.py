@@ -18,7 +18,7 @@ from typing import Final
 import orjson
 
 from logtail.config import host_port
-from logtail.selfmetrics import DURATION_BOUNDS, SelfMetrics, Snapshot
+from logtail.service.selfmetrics import DURATION_BOUNDS, SelfMetrics, Snapshot
 
 # No acknowledgement for this long while bytes wait to be shipped: the export is stuck (backend down, refused).
 STALL_SECONDS: Final = 300.0

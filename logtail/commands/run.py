@@ -18,14 +18,14 @@ from typing import Annotated, Final
 
 import typer
 
+from logtail.commands.replay import ProtocolChoice
 from logtail.config import ConfigError, ConfigOption, SetOption, load_config, safe_url
 from logtail.export import build_sink
-from logtail.health import start_health_server
-from logtail.journal import configure_logging
-from logtail.notify import Notifier
 from logtail.pipeline import Pipeline
-from logtail.replay import ProtocolChoice
-from logtail.selfmetrics import SelfMetrics
+from logtail.service.health import start_health_server
+from logtail.service.journal import configure_logging
+from logtail.service.notify import Notifier
+from logtail.service.selfmetrics import SelfMetrics
 from logtail.source.tailer import Tailer, Timing
 
 EXIT_OK: Final = 0
@@ -34,7 +34,7 @@ EXIT_BAD_INPUT: Final = 2
 DRAIN_SECONDS: Final = 6.0
 DEFAULTS: Final = Timing()
 
-log = logging.getLogger("logtail.run")
+log = logging.getLogger("logtail.commands.run")
 
 
 class StartAt(enum.StrEnum):

@@ -2,7 +2,7 @@
 
 One JSON file holds any number of replays, each keyed by where it ships to and its --since/--until window:
 the offsets of one replay say nothing about another (a wider window, another backend). Inside a replay,
-files are keyed by their identity (logtail.files.file_identity), so `x.log.1` and its later `x.log.1.gz`
+files are keyed by their identity (logtail.source.files.file_identity), so `x.log.1` and its later `x.log.1.gz`
 share progress. Saved atomically (temp file, fsync, rename) with mode 0600; an exclusive lock keeps two
 replays from writing the same file at once.
 """

@@ -1,0 +1,1 @@
+"""The commands an operator types: `parse`, `replay`, `run`, `check`, `stats` (wired in `logtail/cli.py`), `demo`."""
