@@ -7,7 +7,7 @@ and every field is filled by our own parsers, so validation would only cost time
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 # OTLP AnyValue subset we emit. Lists hold scalars only.
@@ -53,6 +53,9 @@ class Event:
     line: int
     start: int
     end: int
+    # The OTLP LogRecord encoded ahead by a parse worker, with how many attributes it holds (export fills it in;
+    # parsers leave it None). Attributes added later are encoded when the batch is framed.
+    wire: tuple[bytes, int] | None = field(default=None, compare=False, repr=False)
 
     def to_json_dict(self) -> dict[str, object]:
         """The `logtail parse` line (events.md §6)."""

@@ -19,7 +19,6 @@ import signal
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +30,9 @@ import typer
 from logtail.commands.progress import Progress
 from logtail.commands.replay_state import FileProgress, ReplayState, StateError, replay_key
 from logtail.config import Config, ConfigError, ConfigOption, SetOption, load_config
-from logtail.export import ExportGaveUp, ShipSummary, build_sink
+from logtail.export import ExportGaveUp, ShipSummary, build_sink, record_encoder
 from logtail.export.sink import ShutdownInterrupted
-from logtail.pipeline import Pipeline
+from logtail.pipeline import Pipeline, Scrub
 from logtail.service.selfmetrics import SelfMetrics
 from logtail.source.files import (
     IDENTITY_LINE_CAP,
@@ -44,7 +43,8 @@ from logtail.source.files import (
     file_identity,
     open_decompressed,
 )
-from logtail.source.read import read_events
+from logtail.source.parse_workers import ParseWorkers, default_jobs
+from logtail.source.read import READ_ERRORS
 from parsers.event import Event
 
 EXIT_OK: Final = 0
@@ -56,8 +56,6 @@ NS: Final = 1_000_000_000
 DAY: Final = 86400 * NS
 _AGE: Final = re.compile(r"(\d+)\s*(s|m|min|h|d|w)", re.IGNORECASE)
 _AGE_UNIT: Final = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-# What a damaged archive raises part-way through.
-_READ_ERRORS: Final = (OSError, EOFError, zlib.error)
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +112,7 @@ def select_files(paths: list[Path]) -> tuple[list[LogFile], list[BadPath]]:
 
 
 def identity_of(log_file: LogFile) -> str:
-    """The identity `read_events` gives the file's records (and that keys its checkpoint)."""
+    """The identity the parser gives the file's records (and that keys its checkpoint)."""
     with open_decompressed(log_file.path) as stream:
         return file_identity(log_file.path.name, stream.readline(IDENTITY_LINE_CAP))
 
@@ -162,8 +160,11 @@ class Replay:
         dead_letters: Path,
         progress: Callable[[int], Progress] | None = None,
         note: Note = lambda _: None,
+        jobs: int = 1,
     ) -> None:
         self.config = config
+        self.jobs = jobs
+        self.workers: ParseWorkers | None = None
         self.files = files
         self.state = state
         self.window = window
@@ -189,6 +190,12 @@ class Replay:
         self.progress = progress(sum(self.sizes.values())) if progress else None
 
     def run(self) -> ReplayResult:
+        # The workers are forked before the transports exist: a gRPC channel does not survive a fork.
+        with ParseWorkers(self.jobs, scrub=Scrub(self.config.privacy), encode=record_encoder(self.config)) as workers:
+            self.workers = workers
+            return self._run()
+
+    def _run(self) -> ReplayResult:
         shipper = build_sink(
             self.config,
             self_metrics=self.self_metrics,
@@ -232,7 +239,7 @@ class Replay:
             return
         try:
             identity = identity_of(log_file)
-        except _READ_ERRORS as exc:
+        except READ_ERRORS as exc:
             self._problem(f"{log_file.path}: {_reason(exc)}")
             self._skip(size)
             return
@@ -259,22 +266,18 @@ class Replay:
 
     def _batches(self, log_file: LogFile, start: int) -> Iterator[tuple[list[Event], str | None]]:
         """Batches of events; the last one carries the reason the file could not be read to its end."""
-        batch: list[Event] = []
+        assert self.workers is not None
+        batches = self.workers.batches(log_file, max_record=self.config.source.max_record_bytes, start=start)
         try:
-            for event in read_events(log_file, max_record=self.config.source.max_record_bytes, start=start):
-                batch.append(event)
-                if len(batch) >= BATCH:
-                    yield batch, None
-                    batch = []
-        except _READ_ERRORS as exc:
-            yield batch, _reason(exc)
-            return
-        yield batch, None
+            for batch in batches:
+                yield batch, None
+        except READ_ERRORS as exc:
+            yield [], _reason(exc)
 
     def _ship(self, batch: list[Event], mark: FileProgress, log_file: LogFile, ship: Ship) -> None:
         if not batch:
             return
-        self.pipelines[log_file.path.parent].process(batch)
+        self.pipelines[log_file.path.parent].join(batch)  # scrubbed already by the parse workers
         self.result.read += len(batch)
         selected = batch
         if self.window.bounded:
@@ -362,6 +365,9 @@ def replay_command(
         float,
         typer.Option(min=0.1, metavar="SECONDS", help="give up when the endpoint keeps failing this many seconds"),
     ] = DEFAULT_DEADLINE,
+    jobs: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="parse workers (default: one per CPU; 1 parses in place)")
+    ] = None,
 ) -> None:
     """Ship archived logs, oldest first, and exit 0 only when every record was acknowledged or dead-lettered."""
     logging.basicConfig(format="logtail replay: %(message)s", level=logging.WARNING)
@@ -418,6 +424,7 @@ def replay_command(
                 dead_letters=dead_letters,
                 progress=lambda total: Progress(total, sys.stderr, tty=tty),
                 note=lambda line: _stderr(line, clear=tty),
+                jobs=jobs or default_jobs(),
             )
             result = replay.run()
     except StateError as exc:

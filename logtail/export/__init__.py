@@ -13,14 +13,14 @@ from pathlib import Path
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from logtail.config import Config
-from logtail.export.encode import LogEncoder
+from logtail.export.encode import EncodeRecord, LogEncoder
 from logtail.export.metrics import Aggregator, encode_json
 from logtail.export.profiles import Destination, Endpoint, destination, resource_attributes
 from logtail.export.shipper import DeadLetters, ExportGaveUp, MetricExport, Shipper, ShipSummary
 from logtail.export.transport import GrpcTransport, HttpTransport, Signal, Transport
 from logtail.service.selfmetrics import SelfMetrics
 
-__all__ = ["ExportGaveUp", "ShipSummary", "Shipper", "build_sink", "open_transports"]
+__all__ = ["ExportGaveUp", "ShipSummary", "Shipper", "build_sink", "open_transports", "record_encoder"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,16 @@ def _serialize(request: ExportMetricsServiceRequest) -> bytes:
     return body
 
 
+def _encoder(dest: Destination) -> LogEncoder:
+    return LogEncoder(dest.resource, _version(), dest.attribute_map)
+
+
+def record_encoder(config: Config) -> EncodeRecord | None:
+    """What encodes one event's LogRecord for `config.export` ahead of shipping (parse workers); None for
+    OTLP/JSON, which is encoded per batch."""
+    return None if config.export.protocol == "http/json" else _encoder(destination(config)).record
+
+
 def build_sink(
     config: Config,
     *,
@@ -71,7 +81,7 @@ def build_sink(
     dest = destination(config)
     for note in dest.notes:
         log.warning("%s", note)
-    encoder = LogEncoder(dest.resource, _version(), dest.attribute_map)
+    encoder = _encoder(dest)
     export = config.export
     metrics = None
     if dest.metrics is not None:

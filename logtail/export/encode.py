@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
     ArrayValue,
@@ -31,8 +30,26 @@ INT64_MAX: Final = 2**63 - 1
 
 # Bound on the remembered serialized attributes (and on the pairs seen once).
 _ENCODED_KEPT: Final = 8192
+# Tags of the length-delimited fields framed by hand: ExportLogsServiceRequest.resource_logs (1),
+# ResourceLogs.resource (1) and .scope_logs (2), ScopeLogs.scope (1) and .log_records (2).
+_RESOURCE_LOGS_TAG: Final = b"\x0a"
+_RESOURCE_TAG: Final = b"\x0a"
+_SCOPE_LOGS_TAG: Final = b"\x12"
+_SCOPE_TAG: Final = b"\x0a"
+_LOG_RECORD_TAG: Final = b"\x12"
+# Encodes one event's LogRecord, observed at the given time.
+EncodeRecord = Callable[[Event, int], bytes]
 # Rewrites one event's attributes for a backend (profiles.py); None keeps them as they are.
 AttributeMap = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def any_value(value: Any) -> AnyValue:
@@ -85,6 +102,11 @@ class LogEncoder:
         self._scope = InstrumentationScope(name=SCOPE_NAME, version=scope_version)
         self._json_resource = {"attributes": json_key_values(resource)}
         self._json_scope = {"name": SCOPE_NAME, "version": scope_version}
+        resource_bytes: bytes = self._resource.SerializeToString()
+        scope_bytes: bytes = self._scope.SerializeToString()
+        self._resource_field = _RESOURCE_TAG + _varint(len(resource_bytes)) + resource_bytes
+        self._scope_field = _SCOPE_TAG + _varint(len(scope_bytes)) + scope_bytes
+        self._message = LogRecord()
         self._map = attribute_map
         # Serialized string attributes seen twice or more, and those seen once (which a second sighting admits):
         # most values repeat (file names, families, models, sources), some never do (ids).
@@ -96,61 +118,74 @@ class LogEncoder:
         return self._map(attributes) if self._map else attributes
 
     def protobuf(self, events: Sequence[Event], observed_unix_nano: int) -> bytes:
-        # Filling messages in place (`add()`, then setting fields) is about three times faster with upb
-        # than building each LogRecord, KeyValue and AnyValue with keyword arguments and copying them in.
-        request = ExportLogsServiceRequest()
-        resource_logs = request.resource_logs.add()
-        resource_logs.resource.CopyFrom(self._resource)
-        scope_logs = resource_logs.scope_logs.add()
-        scope_logs.scope.CopyFrom(self._scope)
-        add_record = scope_logs.log_records.add
-        encoded, seen = self._encoded, self._seen
+        """One ExportLogsServiceRequest: the records' bytes framed by hand around the resource and scope (a
+        repeated message field is its elements' bytes, each behind its tag and length)."""
+        records = []
         for event in events:
-            record = add_record(
-                time_unix_nano=event.time_unix_nano,
-                observed_time_unix_nano=observed_unix_nano,
-                severity_number=event.severity_number,
-                severity_text=event.severity_text,
-                event_name=event.event_name,
-            )
-            record.body.string_value = event.body
-            add_attribute = record.attributes.add
-            # Without a backend's rewrite the event's own dict is read as it is, the event name added after it.
-            attributes: Mapping[str, Any] = self._attributes(event) if self._map else event.attributes
-            repeated: list[bytes] = []
-            for key, value in attributes.items():
-                kind = type(value)
-                if kind is str:
-                    # A string attribute seen before (file names, models, sources, …) is copied in as bytes.
-                    pair = (key, value)
-                    ready = encoded.get(pair)
-                    if ready is not None:
-                        repeated.append(ready)
-                        continue
-                    if pair in seen:
-                        repeated.append(self._encode_attribute(pair))
-                        continue
-                    if len(seen) >= _ENCODED_KEPT:
-                        seen.clear()
-                    seen.add(pair)
-                    add_attribute(key=key).value.string_value = value
+            record = self.record(event, observed_unix_nano) if event.wire is None else self._completed(event)
+            records.append(_LOG_RECORD_TAG + _varint(len(record)) + record)
+        scope_logs = self._scope_field + b"".join(records)
+        resource_logs = self._resource_field + _SCOPE_LOGS_TAG + _varint(len(scope_logs)) + scope_logs
+        return _RESOURCE_LOGS_TAG + _varint(len(resource_logs)) + resource_logs
+
+    def record(self, event: Event, observed_unix_nano: int) -> bytes:
+        """The event's LogRecord message, as bytes. Parse workers call it ahead of time (`Event.wire`)."""
+        # Filling one reused message in place is about three times faster with upb than building each LogRecord,
+        # KeyValue and AnyValue with keyword arguments.
+        record = self._message
+        record.Clear()
+        record.time_unix_nano = event.time_unix_nano
+        record.observed_time_unix_nano = observed_unix_nano
+        record.severity_number = event.severity_number  # type: ignore[assignment]
+        record.severity_text = event.severity_text
+        record.event_name = event.event_name
+        record.body.string_value = event.body
+        add_attribute = record.attributes.add
+        encoded, seen = self._encoded, self._seen
+        # Without a backend's rewrite the event's own dict is read as it is, the event name added after it.
+        attributes: Mapping[str, Any] = self._attributes(event) if self._map else event.attributes
+        # Repeated fields may come in any number of pieces: remembered attributes are appended as bytes.
+        repeated: list[bytes] = []
+        for key, value in attributes.items():
+            kind = type(value)
+            if kind is str:
+                # A string attribute seen before (file names, models, sources, …) is copied in as bytes.
+                pair = (key, value)
+                ready = encoded.get(pair)
+                if ready is not None:
+                    repeated.append(ready)
                     continue
-                target = add_attribute(key=key).value
-                if kind is int and INT64_MIN <= value <= INT64_MAX:
-                    target.int_value = value
-                elif kind is float:
-                    target.double_value = value
-                elif kind is bool:
-                    target.bool_value = value
-                else:
-                    target.CopyFrom(any_value(value))
-            if not self._map:
-                pair = (EVENT_NAME_ATTRIBUTE, event.event_name)
-                repeated.append(encoded.get(pair) or self._encode_attribute(pair))
-            if repeated:
-                record.MergeFromString(b"".join(repeated))
-        body: bytes = request.SerializeToString()
-        return body
+                if pair in seen:
+                    repeated.append(self._encode_attribute(pair))
+                    continue
+                if len(seen) >= _ENCODED_KEPT:
+                    seen.clear()
+                seen.add(pair)
+                add_attribute(key=key).value.string_value = value
+                continue
+            target = add_attribute(key=key).value
+            if kind is int and INT64_MIN <= value <= INT64_MAX:
+                target.int_value = value
+            elif kind is float:
+                target.double_value = value
+            elif kind is bool:
+                target.bool_value = value
+            else:
+                target.CopyFrom(any_value(value))
+        if not self._map:
+            pair = (EVENT_NAME_ATTRIBUTE, event.event_name)
+            repeated.append(encoded.get(pair) or self._encode_attribute(pair))
+        return record.SerializeToString() + b"".join(repeated)  # type: ignore[no-any-return]
+
+    def _completed(self, event: Event) -> bytes:
+        """An event encoded ahead, with the attributes added to it since (correlation appends them)."""
+        assert event.wire is not None
+        wire, encoded_attributes = event.wire
+        if len(event.attributes) == encoded_attributes:
+            return wire
+        added = dict(list(event.attributes.items())[encoded_attributes:])
+        fields: bytes = LogRecord(attributes=key_values(self._map(added) if self._map else added)).SerializeToString()
+        return wire + fields
 
     def _encode_attribute(self, pair: tuple[str, str]) -> bytes:
         """The LogRecord `attributes` field for a string attribute, as bytes, remembered (bounded)."""

@@ -18,6 +18,9 @@ from parsers.event import Event
 EMAIL: Final = re.compile(r"(?<![\w.+%'-])[\w.+%'-]+@[\w-]+(?:\.[\w-]+)+")
 
 
+EMAIL_KEY: Final = "user.email"
+
+
 def mask(address: str) -> str:
     """`chloé@bücher.example` -> `c***@bücher.example`: the domain stays useful, the person does not."""
     local, _, domain = address.partition("@")
@@ -55,7 +58,7 @@ class EmailPrivacy:
             return event
         attrs = event.attributes
         if self._drop:
-            attrs.pop("user.email", None)
+            attrs.pop(EMAIL_KEY, None)
         text = self.text
         if "@" in event.body:
             event.body = text(event.body)

@@ -68,10 +68,11 @@ _PATTERNS: Final = (
 # (`proxy-` before `authorization`, `set-` before `cookie`, `x-` before `api-key`). Finding them in the
 # lower-cased text is a cheap literal search, and the full pattern then only needs trying at the few places
 # before each: running it over whole stack traces and messages costs ten times more.
-_TRIGGERS: Final = re.compile(
-    "password|passwd|secret|token|apikey|api-key|api_key|authorization|cookie|credential|signature"
-    "|key=|bearer|sk-|aiza|eyj|://"
-)
+TRIGGER_WORDS: Final = (
+    "password", "passwd", "secret", "token", "apikey", "api-key", "api_key", "authorization", "cookie", "credential",
+    "signature", "key=", "bearer", "sk-", "aiza", "eyj", "://",
+)  # fmt: skip
+_TRIGGERS: Final = re.compile("|".join(map(re.escape, TRIGGER_WORDS)))
 # Only these words can have a match start before them; every other match starts at its word.
 _LEAD: Final = {"authorization": 6, "cookie": 4, "api-key": 2}
 # At most this many attribute keys keep their verdict (metadata keys come from the log: unbounded in theory).

@@ -1,0 +1,199 @@
+"""Parse, scrub and encode records in worker processes, handing the events back in file order.
+
+The main process reads and splits each file (`read.record_chunks`) and deals batches of records to `jobs`
+forked workers in turn; each worker parses them, runs the stateless half of the pipeline (`Scrub`) and
+encodes every event's OTLP LogRecord (`Event.wire`). Results are taken back in the order the batches were
+dealt, so correlation, metrics, shipping and checkpoints in the main process see the records in file order.
+
+A worker gets its next batch as soon as its last one is taken back, before that one is shipped: the workers
+parse while the main process waits for the backend. Only one batch is ever in flight per worker, so neither
+side can block the other on a full pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import multiprocessing
+import operator
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from types import TracebackType
+from typing import Any, Final, Self
+
+from logtail.export.encode import EncodeRecord
+from logtail.pipeline import Scrub
+from logtail.source.files import LogFile
+from logtail.source.read import READ_ERRORS, record_chunks
+from parsers import FileContext, parse_record
+from parsers.event import Event
+from parsers.records import Record
+
+BATCH: Final = 1024
+INFERRED: Final = "logtail.time_inferred"
+# Below this many bytes of content a file is parsed in place: dealing it out would cost more than it saves.
+PARALLEL_MIN_BYTES: Final = 256 << 10
+GZIP_RATIO: Final = 10  # LibreChat's logs shrink about this much in their archives
+# Events cross the pipe as plain tuples: pickling the dataclasses costs twice as much.
+_FIELDS: Final = operator.attrgetter(*(f.name for f in dataclasses.fields(Event)))
+_RECORD: Final = operator.attrgetter(*(f.name for f in dataclasses.fields(Record)))
+
+RecordBatch = tuple[FileContext, list[tuple[Any, ...]]]
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Work:
+    """What happens to one batch of records, in a worker or in place."""
+
+    __slots__ = ("encode", "scrub")
+
+    def __init__(self, scrub: Scrub | None, encode: EncodeRecord | None) -> None:
+        self.scrub = scrub
+        self.encode = encode
+
+    def __call__(self, ctx: FileContext, records: list[Record]) -> list[Event]:
+        events = [parse_record(record, ctx) for record in records]
+        if self.scrub is not None:
+            self.scrub.records(events, records, ctx.path)
+        if self.encode is not None:
+            now = time.time_ns()
+            for event in events:
+                # What cannot be encoded stays unencoded: the exporter meets it again and dead-letters it alone.
+                with contextlib.suppress(ValueError, TypeError, UnicodeError):
+                    event.wire = (self.encode(event, now), len(event.attributes))
+        return events
+
+
+class ParseWorkers:
+    """`jobs` worker processes (none for 1) that turn log files into batches of events, in file order."""
+
+    def __init__(self, jobs: int, *, scrub: Scrub | None = None, encode: EncodeRecord | None = None) -> None:
+        self._work = Work(scrub, encode)
+        self._workers: list[tuple[BaseProcess, Connection]] = []
+        if jobs > 1:
+            # Objects that exist now stay out of the collector's sight in the workers: its passes would write to
+            # every page holding them and so copy the parent's whole heap into each worker. Garbage goes first.
+            gc.collect()
+            gc.freeze()
+            context = multiprocessing.get_context("fork")
+            for _ in range(jobs):
+                mine, theirs = context.Pipe()
+                worker = context.Process(target=_serve, args=(theirs, self._work), daemon=True)
+                worker.start()
+                theirs.close()
+                self._workers.append((worker, mine))
+            gc.unfreeze()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for _worker, conn in self._workers:
+            with contextlib.suppress(OSError):
+                conn.send(None)
+            conn.close()
+        for worker, _conn in self._workers:
+            worker.join(5)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        self._workers.clear()
+
+    def batches(self, log_file: LogFile, *, max_record: int, start: int = 0) -> Iterator[list[Event]]:
+        """The events of `log_file` from byte `start` on, in batches, in file order. A read error (a damaged
+        archive) is raised after the events before it."""
+        try:
+            size = os.stat(log_file.path).st_size * (GZIP_RATIO if log_file.gz else 1)
+        except OSError:
+            size = 0  # the error is raised by opening it
+        source = _record_batches(log_file, max_record, start)
+        if not self._workers or size < PARALLEL_MIN_BYTES:
+            for ctx, records in source:
+                yield self._work(ctx, [Record(*fields) for fields in records])
+            return
+        yield from self._dealt(source)
+
+    def _dealt(self, source: Iterator[RecordBatch]) -> Iterator[list[Event]]:
+        in_flight: deque[Connection] = deque()
+        failure: list[BaseException] = []
+
+        def deal(conn: Connection) -> None:
+            if failure:
+                return
+            try:
+                batch = next(source, None)
+            except READ_ERRORS as exc:  # raised once the batches before the damage are handed out
+                failure.append(exc)
+                return
+            if batch is not None:
+                conn.send(batch)
+                in_flight.append(conn)
+
+        for _worker, conn in self._workers:
+            deal(conn)
+        last_time: int | None = None
+        try:
+            while in_flight:
+                conn = in_flight.popleft()
+                kind, payload = conn.recv()
+                deal(conn)
+                if kind == "error":
+                    raise payload
+                events = [Event(*fields) for fields in payload]
+                last_time = _carry_time(events, last_time)
+                yield events
+        finally:
+            while in_flight:  # stopped early: take back what is in flight, or the next file would get it
+                in_flight.popleft().recv()
+        if failure:
+            raise failure[0]
+
+
+def _record_batches(log_file: LogFile, max_record: int, start: int) -> Iterator[RecordBatch]:
+    """Batches of at most BATCH records, as tuples (cheaper to send than the dataclass)."""
+    for ctx, records in record_chunks(log_file, max_record, start):
+        for first in range(0, len(records), BATCH):
+            yield ctx, [_RECORD(record) for record in records[first : first + BATCH]]
+
+
+def _carry_time(events: list[Event], last_time: int | None) -> int | None:
+    """A worker infers the time of a record without one from the records before it in its own batch only; the
+    first such records of a batch take the time of the batch before (and are encoded again with it)."""
+    if last_time is not None:
+        for event in events:
+            if not event.attributes.get(INFERRED):
+                break
+            event.time_unix_nano = last_time
+            event.wire = None
+    for event in reversed(events):
+        if not event.attributes.get(INFERRED):
+            return event.time_unix_nano
+    return last_time
+
+
+def _serve(conn: Connection, work: Work) -> None:
+    """A worker: one batch of records in, its events out, until told to stop or the main process is gone."""
+    try:
+        while (batch := conn.recv()) is not None:
+            ctx, records = batch
+            try:
+                events = work(ctx, [Record(*fields) for fields in records])
+            except Exception as exc:  # handed to the main process, which raises it where the events were due
+                conn.send(("error", exc))
+            else:
+                conn.send(("events", [_FIELDS(event) for event in events]))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        pass
+    finally:
+        conn.close()

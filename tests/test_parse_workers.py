@@ -1,0 +1,131 @@
+"""Parse workers: the same events in the same order as parsing in place, the same errors, no leftover process."""
+
+from __future__ import annotations
+
+import gzip
+import multiprocessing
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from fixtures.generate import generate
+from logtail.export.encode import LogEncoder
+from logtail.pipeline import Scrub
+from logtail.source.files import discover
+from logtail.source.parse_workers import BATCH, GZIP_RATIO, PARALLEL_MIN_BYTES, ParseWorkers
+from logtail.source.read import read_events
+from parsers.event import Event
+from parsers.records import DEFAULT_MAX_RECORD
+
+ENCODER = LogEncoder({"service.name": "librechat"}, "test")
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("large")
+    generate(out, families=["debug"], size=3 * PARALLEL_MIN_BYTES, max_size=1 << 30)
+    path = max(out.glob("debug-*.log"), key=lambda p: p.stat().st_size)
+    assert path.stat().st_size >= PARALLEL_MIN_BYTES
+    return path
+
+
+@pytest.fixture(scope="module")
+def workers() -> Iterator[ParseWorkers]:
+    with ParseWorkers(2, scrub=Scrub(), encode=ENCODER.record) as pool:
+        yield pool
+
+
+def in_place(path: Path, start: int = 0) -> list[Event]:
+    return Scrub()(list(read_events(discover([path])[0], start=start)))
+
+
+def dealt(pool: ParseWorkers, path: Path, start: int = 0) -> list[Event]:
+    return [e for batch in pool.batches(discover([path])[0], max_record=DEFAULT_MAX_RECORD, start=start) for e in batch]
+
+
+def test_same_events_as_parsing_in_place_and_encoded_alike(workers: ParseWorkers, large: Path) -> None:
+    got = dealt(workers, large)
+    assert got == in_place(large)
+    assert all(e.wire is not None for e in got)
+    # The LogRecords encoded in the workers frame into the same request as encoding them here.
+    assert _records(ENCODER.protobuf(got, 1)) == _records(ENCODER.protobuf([Event(*_fields(e)) for e in got], 1))
+    resumed = got[len(got) // 2].start
+    assert dealt(workers, large, resumed) == in_place(large, resumed)
+
+
+def _fields(event: Event) -> tuple[object, ...]:
+    """The event with its wire bytes dropped, observed at the same time as the workers' encoding."""
+    return (*(getattr(event, f) for f in Event.__dataclass_fields__ if f != "wire"),)
+
+
+def _records(body: bytes) -> list[LogRecord]:
+    request = ExportLogsServiceRequest.FromString(body)
+    records = list(request.resource_logs[0].scope_logs[0].log_records)
+    for record in records:
+        # Attributes remembered by an encoder come after the others: their order depends on what it saw before.
+        ordered = sorted(record.attributes, key=lambda kv: kv.key)
+        del record.attributes[:]
+        record.attributes.extend(ordered)
+        record.observed_time_unix_nano = 0
+    return records
+
+
+def test_records_without_time_take_the_time_of_the_batch_before(workers: ParseWorkers, tmp_path: Path) -> None:
+    # v0.7 error lines carry no timestamp: each takes the time of the record before it, across batch ends too.
+    lines = []
+    for i in range(3 * BATCH):
+        record = {"level": "error", "message": f"failure {i} " + "x" * 200}
+        if i % (BATCH + 300) == 0:
+            record["timestamp"] = f"2025-11-24T10:{i // 1000:02d}:00.000Z"
+        lines.append(orjson.dumps(record) + b"\n")
+    path = tmp_path / "error-2025-11-24.log"
+    path.write_bytes(b"".join(lines))
+    assert path.stat().st_size >= PARALLEL_MIN_BYTES
+    got = dealt(workers, path)
+    assert [(e.time_unix_nano, e.attributes) for e in got] == [(e.time_unix_nano, e.attributes) for e in in_place(path)]
+    # The second batch starts untimed: its first records take the first record's time (not the file's date)
+    # and are encoded again with it.
+    assert got[BATCH].time_unix_nano == got[0].time_unix_nano != discover([path])[0].date_ns
+    assert got[BATCH].wire is None and got[BATCH - 1].wire is not None
+
+
+def test_a_damaged_archive_gives_the_records_before_the_damage_then_the_error(
+    workers: ParseWorkers, large: Path, tmp_path: Path
+) -> None:
+    packed = gzip.compress(large.read_bytes())
+    damaged = tmp_path / "debug-2025-11-24.log.gz"
+    damaged.write_bytes(packed[: len(packed) // 2])
+    assert damaged.stat().st_size * GZIP_RATIO >= PARALLEL_MIN_BYTES
+    got: list[Event] = []
+    with pytest.raises(EOFError):
+        for batch in workers.batches(discover([damaged])[0], max_record=DEFAULT_MAX_RECORD):
+            got.extend(batch)
+    whole = in_place(large)
+    assert 0 < len(got) < len(whole)
+    assert [(e.body, e.line, e.end) for e in got] == [(e.body, e.line, e.end) for e in whole[: len(got)]]
+
+
+def test_stopping_early_leaves_the_workers_ready_for_the_next_file(workers: ParseWorkers, large: Path) -> None:
+    batches = workers.batches(discover([large])[0], max_record=DEFAULT_MAX_RECORD)
+    assert next(batches)[0].line == 1
+    batches.close()  # type: ignore[attr-defined]
+    assert dealt(workers, large) == in_place(large)
+
+
+def test_closing_leaves_no_worker(large: Path) -> None:
+    before = set(multiprocessing.active_children())
+    with ParseWorkers(2) as pool:
+        assert len(set(multiprocessing.active_children()) - before) == 2
+        assert dealt(pool, large) == list(read_events(discover([large])[0]))
+    assert set(multiprocessing.active_children()) == before
+
+
+def test_one_job_parses_in_place(large: Path) -> None:
+    before = set(multiprocessing.active_children())
+    with ParseWorkers(1, scrub=Scrub()) as pool:
+        assert set(multiprocessing.active_children()) == before
+        assert dealt(pool, large) == in_place(large)
