@@ -18,11 +18,11 @@ import typer
 
 from logtail.pipeline import Pipeline, PrivacySettings
 from logtail.source.files import BadPath, LogFile, discover
-from logtail.source.read import read_events
-from parsers.event import Event
+from logtail.source.parse_workers import ParseWorkers, jobs_for
+from logtail.source.read import READ_ERRORS, reason
+from parsers.records import DEFAULT_MAX_RECORD
 
 EXIT_BAD_PATH: Final = 2
-BATCH: Final = 2048
 
 
 class EmailChoice(enum.StrEnum):
@@ -35,29 +35,20 @@ class EmailChoice(enum.StrEnum):
 def write_events(files: list[LogFile], pipeline: Pipeline, out: IO[bytes], err: IO[str]) -> bool:
     """Parse, process and print `files` in order; False if one of them could not be read to the end."""
     ok = True
-    for log_file in files:
-        batch: list[Event] = []
-        try:
-            for event in read_events(log_file):
-                batch.append(event)
-                if len(batch) >= BATCH:
-                    _write(batch, pipeline, out)
-                    batch = []
-        except (OSError, EOFError) as exc:  # unreadable, or a damaged .gz: report it, keep what was read
-            if isinstance(exc, BrokenPipeError):
-                raise
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-            err.write(f"logtail parse: {log_file.path}: {reason}\n")
-            ok = False
-        _write(batch, pipeline, out)
+    dumps = orjson.dumps
+    with ParseWorkers(jobs_for(files), scrub=pipeline.scrub) as workers:
+        for log_file in files:
+            try:
+                for batch in workers.batches(log_file, max_record=DEFAULT_MAX_RECORD):
+                    if batch:
+                        pipeline.join(batch)
+                        out.write(b"\n".join([dumps(event.to_json_dict()) for event in batch]) + b"\n")
+            except READ_ERRORS as exc:  # unreadable, or a damaged .gz: report it, keep what was read
+                if isinstance(exc, BrokenPipeError):
+                    raise
+                err.write(f"logtail parse: {log_file.path}: {reason(exc)}\n")
+                ok = False
     return ok
-
-
-def _write(batch: list[Event], pipeline: Pipeline, out: IO[bytes]) -> None:
-    if batch:
-        dumps = orjson.dumps
-        pipeline.process(batch)
-        out.write(b"\n".join([dumps(event.to_json_dict()) for event in batch]) + b"\n")
 
 
 def parse_command(

@@ -43,8 +43,8 @@ from logtail.source.files import (
     file_identity,
     open_decompressed,
 )
-from logtail.source.parse_workers import ParseWorkers, default_jobs
-from logtail.source.read import READ_ERRORS
+from logtail.source.parse_workers import ParseWorkers, jobs_for
+from logtail.source.read import READ_ERRORS, reason
 from parsers.event import Event
 
 EXIT_OK: Final = 0
@@ -115,12 +115,6 @@ def identity_of(log_file: LogFile) -> str:
     """The identity the parser gives the file's records (and that keys its checkpoint)."""
     with open_decompressed(log_file.path) as stream:
         return file_identity(log_file.path.name, stream.readline(IDENTITY_LINE_CAP))
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
 
 
 # Replay --------------------------------------------------------------------------------------------------
@@ -240,7 +234,7 @@ class Replay:
         try:
             identity = identity_of(log_file)
         except READ_ERRORS as exc:
-            self._problem(f"{log_file.path}: {_reason(exc)}")
+            self._problem(f"{log_file.path}: {reason(exc)}")
             self._skip(size)
             return
         mark = self.state.progress(identity, log_file.path.name.removesuffix(".gz"))
@@ -272,7 +266,7 @@ class Replay:
             for batch in batches:
                 yield batch, None
         except READ_ERRORS as exc:
-            yield [], _reason(exc)
+            yield [], reason(exc)
 
     def _ship(self, batch: list[Event], mark: FileProgress, log_file: LogFile, ship: Ship) -> None:
         if not batch:
@@ -297,8 +291,8 @@ class Replay:
         except OSError as exc:
             # Shipping goes on; only a resume after an interruption would send this part again.
             if self.result.state_error is None:
-                self.note(f"cannot save the checkpoint {self.state.path}: {_reason(exc)}")
-            self.result.state_error = _reason(exc)
+                self.note(f"cannot save the checkpoint {self.state.path}: {reason(exc)}")
+            self.result.state_error = reason(exc)
 
 
 # Command -------------------------------------------------------------------------------------------------
@@ -424,7 +418,7 @@ def replay_command(
                 dead_letters=dead_letters,
                 progress=lambda total: Progress(total, sys.stderr, tty=tty),
                 note=lambda line: _stderr(line, clear=tty),
-                jobs=jobs or default_jobs(),
+                jobs=jobs_for(files, jobs),
             )
             result = replay.run()
     except StateError as exc:

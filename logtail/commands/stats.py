@@ -8,10 +8,9 @@ correlator found. Nothing leaves the host.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Annotated, Any, Final
@@ -23,16 +22,16 @@ from logtail.commands.replay import select_files
 from logtail.commands.sparkline import sparkline
 from logtail.export.metrics import CACHE_TOKEN_TYPES, MODEL, TOKEN_TYPES
 from logtail.pipeline import TWIN, Pipeline
-from logtail.source.files import LogFile
-from logtail.source.read import read_events
+from logtail.source.parse_workers import ParseWorkers, jobs_for
+from logtail.source.read import READ_ERRORS, reason
 from parsers.auth import LOGIN
 from parsers.event import Event
 from parsers.moderation import BAN
+from parsers.records import DEFAULT_MAX_RECORD
 from parsers.tokens import TRANSACTION, USAGE
 
 EXIT_BAD_PATH: Final = 2
 UNKNOWN: Final = "(unknown)"
-BATCH: Final = 2048
 TOP: Final = 10
 TOP_EXCEPTIONS: Final = 3
 TOKEN_KINDS: Final = (*TOKEN_TYPES, *CACHE_TOKEN_TYPES)  # (attribute, token type)
@@ -279,21 +278,15 @@ def collect(paths: list[Path], err: IO[str]) -> tuple[Stats, bool]:
     stats = Stats()
     pipeline = Pipeline(error_family=any(f.family == "error" for f in files))
     damaged: list[Path] = []
-    for log_file in files:
-        events = _until_damage(log_file, damaged, err)
-        while batch := list(itertools.islice(events, BATCH)):  # constant memory on large archives
-            stats.add(pipeline.process(batch))
+    with ParseWorkers(jobs_for(files), scrub=pipeline.scrub) as workers:
+        for log_file in files:
+            try:
+                for batch in workers.batches(log_file, max_record=DEFAULT_MAX_RECORD):  # constant memory
+                    stats.add(pipeline.join(batch))
+            except READ_ERRORS as exc:  # unreadable, or a damaged .gz: reported, the records before it counted
+                err.write(f"logtail stats: {log_file.path}: {reason(exc)}\n")
+                damaged.append(log_file.path)
     return stats, not bad and not damaged
-
-
-def _until_damage(log_file: LogFile, damaged: list[Path], err: IO[str]) -> Iterator[Event]:
-    """The file's events up to a read error (unreadable, damaged .gz), which is reported and noted in `damaged`."""
-    try:
-        yield from read_events(log_file)
-    except (OSError, EOFError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-        err.write(f"logtail stats: {log_file.path}: {reason}\n")
-        damaged.append(log_file.path)
 
 
 def stats_command(

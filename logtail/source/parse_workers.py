@@ -18,7 +18,6 @@ import gc
 import multiprocessing
 import operator
 import os
-import time
 from collections import deque
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
@@ -30,7 +29,8 @@ from logtail.export.encode import EncodeRecord
 from logtail.pipeline import Scrub
 from logtail.source.files import LogFile
 from logtail.source.read import READ_ERRORS, record_chunks
-from parsers import FileContext, parse_record
+from logtail.source.work import Work
+from parsers import FileContext
 from parsers.event import Event
 from parsers.records import Record
 
@@ -50,26 +50,19 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-class Work:
-    """What happens to one batch of records, in a worker or in place."""
+def content_estimate(log_file: LogFile) -> int:
+    """About how many bytes the file holds once decompressed (0 when it cannot be read: reported later)."""
+    try:
+        return os.stat(log_file.path).st_size * (GZIP_RATIO if log_file.gz else 1)
+    except OSError:
+        return 0
 
-    __slots__ = ("encode", "scrub")
 
-    def __init__(self, scrub: Scrub | None, encode: EncodeRecord | None) -> None:
-        self.scrub = scrub
-        self.encode = encode
-
-    def __call__(self, ctx: FileContext, records: list[Record]) -> list[Event]:
-        events = [parse_record(record, ctx) for record in records]
-        if self.scrub is not None:
-            self.scrub.records(events, records, ctx.path)
-        if self.encode is not None:
-            now = time.time_ns()
-            for event in events:
-                # What cannot be encoded stays unencoded: the exporter meets it again and dead-letters it alone.
-                with contextlib.suppress(ValueError, TypeError, UnicodeError):
-                    event.wire = (self.encode(event, now), len(event.attributes))
-        return events
+def jobs_for(files: list[LogFile], jobs: int | None = None) -> int:
+    """`jobs` (default: one per CPU), or 1 when no file is large enough to be dealt out: no fork for nothing."""
+    if not any(content_estimate(f) >= PARALLEL_MIN_BYTES for f in files):
+        return 1
+    return jobs or default_jobs()
 
 
 class ParseWorkers:
@@ -113,12 +106,8 @@ class ParseWorkers:
     def batches(self, log_file: LogFile, *, max_record: int, start: int = 0) -> Iterator[list[Event]]:
         """The events of `log_file` from byte `start` on, in batches, in file order. A read error (a damaged
         archive) is raised after the events before it."""
-        try:
-            size = os.stat(log_file.path).st_size * (GZIP_RATIO if log_file.gz else 1)
-        except OSError:
-            size = 0  # the error is raised by opening it
         source = _record_batches(log_file, max_record, start)
-        if not self._workers or size < PARALLEL_MIN_BYTES:
+        if not self._workers or content_estimate(log_file) < PARALLEL_MIN_BYTES:
             for ctx, records in source:
                 yield self._work(ctx, [Record(*fields) for fields in records])
             return

@@ -20,6 +20,13 @@ CHUNK: Final = 1 << 20
 READ_ERRORS: Final = (OSError, EOFError, zlib.error)
 
 
+def reason(exc: BaseException) -> str:
+    """A read error in a few words: the system's text for an OSError, else the exception's own."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
 def context_for(log_file: LogFile, first_bytes: bytes) -> FileContext:
     """The parser's view of `log_file`, given the first bytes of its decompressed content."""
     return FileContext(

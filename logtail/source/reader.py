@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import zlib
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -21,13 +20,12 @@ from logtail.source.checkpoint import Checkpoint
 from logtail.source.files import IDENTITY_LINE_CAP, LogFile, file_identity, open_decompressed
 from logtail.source.fingerprint import FINGERPRINT_SIZE, MARKER_SIZE, NO_MARKER, Fingerprint
 from logtail.source.read import context_for
-from parsers import FileContext, parse_record
+from logtail.source.work import Work
+from parsers import FileContext
 from parsers.event import Event
 from parsers.records import Record, Splitter, splitter_for
 
 CHUNK: Final = 1 << 20
-# What a damaged or still-growing archive raises part-way through.
-READ_ERRORS: Final = (OSError, EOFError, zlib.error)
 
 log = logging.getLogger("logtail.source")
 
@@ -62,6 +60,7 @@ class Reader:
     max_record: int
     last_data: float  # when bytes last arrived (monotonic)
     claim: Claim = field(default_factory=Claim)
+    work: Work = field(default_factory=Work)  # what turns its records into events
     position: int = 0  # next byte of the decompressed stream to read
     splitter: Splitter = field(init=False)
     ctx: FileContext | None = None
@@ -146,10 +145,11 @@ class Reader:
         if not records:
             return out
         ctx = self._context()
+        # A record the copy's twin reader sent already (before the claim) gets no event.
+        fresh = [record for record in records if record.start >= self.claim.upto]
+        events = iter(self.work(ctx, fresh))
         for record in records:
-            event: Event | None = None
-            if record.start >= self.claim.upto:
-                event = parse_record(record, ctx)
+            event = next(events) if record.start >= self.claim.upto else None
             self.claim.upto = max(self.claim.upto, record.end)
             lines = record.data.count(b"\n") + (1 if record.truncated and not record.data.endswith(b"\n") else 0)
             tail = None if record.truncated else record.data[-MARKER_SIZE:]
@@ -194,12 +194,14 @@ def marker_holds(stream: io.BufferedIOBase, checkpoint: Checkpoint, gz: bool) ->
     return checkpoint.marker.matches(os.pread(stream.fileno(), size, start))
 
 
-def open_reader(log_file: LogFile, checkpoint: Checkpoint, *, max_record: int, now: float) -> Reader:
+def open_reader(
+    log_file: LogFile, checkpoint: Checkpoint, *, max_record: int, now: float, work: Work | None = None
+) -> Reader:
     """A reader positioned at the checkpoint, or at the file's start when its marker no longer holds.
 
     An archive's descriptor is not kept: it is opened again when read."""
     if log_file.gz and not checkpoint.offset:
-        return Reader(log_file, None, checkpoint, max_record, now)
+        return Reader(log_file, None, checkpoint, max_record, now, work=work or Work())
     stream = open_decompressed(log_file.path)
     try:
         if checkpoint.offset and not marker_holds(stream, checkpoint, log_file.gz):
@@ -216,5 +218,5 @@ def open_reader(log_file: LogFile, checkpoint: Checkpoint, *, max_record: int, n
         raise
     if log_file.gz:
         stream.close()
-        return Reader(log_file, None, checkpoint, max_record, now)
-    return Reader(log_file, stream, checkpoint, max_record, now)
+        return Reader(log_file, None, checkpoint, max_record, now, work=work or Work())
+    return Reader(log_file, stream, checkpoint, max_record, now, work=work or Work())

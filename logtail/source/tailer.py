@@ -26,6 +26,7 @@ from logtail.service.selfmetrics import SelfMetrics
 from logtail.source.checkpoint import StateFile
 from logtail.source.tracker import Tracker
 from logtail.source.watcher import Watcher
+from logtail.source.work import Work
 
 BATCH: Final = 2048
 HEARTBEAT: Final = 1.0  # seconds between watchdog beats (the notifier sends at most one per half WatchdogSec)
@@ -76,6 +77,7 @@ class Tailer:
             flush_after=timing.flush_after,
             release_after=timing.release_after,
             self_metrics=self_metrics,
+            work=Work(pipeline.scrub),  # the readers parse and scrub; the pipeline's stateful half runs here
         )
         self.watcher = Watcher(self.tracker.watched_dirs())
         self._stopping = threading.Event()
@@ -139,7 +141,7 @@ class Tailer:
         """One read-ship-commit; how many records were read."""
         items = self.tracker.read(BATCH, now)
         self._set_lag(self.tracker.lag())
-        self.pipeline.process([item.event for item in items if item.event is not None])
+        self.pipeline.join([item.event for item in items if item.event is not None])
         # Committed and saved request by request: a kill or a drain that runs out of time repeats one request.
         for start in range(0, max(len(items), 1), self.request_records):
             chunk = items[start : start + self.request_records]

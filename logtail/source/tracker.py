@@ -27,7 +27,9 @@ from logtail.service.selfmetrics import SelfMetrics
 from logtail.source.checkpoint import Checkpoint, StateFile
 from logtail.source.files import NOT_REGULAR, LogFile, content_size, log_file, open_decompressed
 from logtail.source.fingerprint import FINGERPRINT_SIZE, NO_MARKER, Fingerprint, Marker
-from logtail.source.reader import CHUNK, READ_ERRORS, Item, Reader, marker_holds, open_reader
+from logtail.source.read import READ_ERRORS
+from logtail.source.reader import CHUNK, Item, Reader, marker_holds, open_reader
+from logtail.source.work import Work
 
 log = logging.getLogger("logtail.source")
 
@@ -47,6 +49,7 @@ class Tracker:
         flush_after: float,
         release_after: float,
         self_metrics: SelfMetrics,
+        work: Work | None = None,
     ) -> None:
         # Absolute, so a login log given relative to the logs directory is not listed twice under two spellings.
         self.logs_dir = Path(os.path.abspath(logs_dir))
@@ -57,6 +60,7 @@ class Tracker:
         self.flush_after = flush_after
         self.release_after = release_after
         self.self_metrics = self_metrics
+        self.work = work or Work()
         loaded = state.load()
         self.first_start = loaded is None
         self.stored: list[Checkpoint] = loaded or []  # checkpoints of files not open now
@@ -226,7 +230,7 @@ class Tracker:
             if resume is not None:
                 checkpoint.offset, checkpoint.line = resume.checkpoint.offset, resume.checkpoint.line
                 checkpoint.marker, checkpoint.last_time_ns = resume.checkpoint.marker, resume.checkpoint.last_time_ns
-            reader = open_reader(item, checkpoint, max_record=self.max_record, now=now)
+            reader = open_reader(item, checkpoint, max_record=self.max_record, now=now, work=self.work)
         except READ_ERRORS as exc:
             self._problem(item.path, exc)
             self.stored.append(checkpoint)
