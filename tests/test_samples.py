@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -174,8 +175,8 @@ def test_key_attributes_match_the_logged_values(corpus: tuple[str, list[dict[str
                 assert attrs["librechat.balance"] == pytest.approx(meta[0]["balance"])
                 checked["transaction"] += 1
             elif site == "Balance.check" and "model" in meta[0]:
-                assert_logged(attrs["gen_ai.request.model"], meta[0]["model"])
-                assert_logged(attrs["librechat.endpoint"], meta[0]["endpoint"])
+                assert shows(attrs["gen_ai.request.model"], meta[0]["model"])
+                assert shows(attrs["librechat.endpoint"], meta[0]["endpoint"])
                 assert attrs["gen_ai.provider.name"]
                 checked["check"] += 1
             elif site == "ban":
@@ -185,7 +186,7 @@ def test_key_attributes_match_the_logged_values(corpus: tuple[str, list[dict[str
                 checked["ban"] += 1
             elif site in ("login.success", "login.failure"):
                 assert attrs["librechat.auth.outcome"] == ("success" if site == "login.success" else "failure")
-                assert_logged(attrs["user.email"], call["user_email"])
+                assert shows(attrs["user.email"], call["user_email"]), (attrs["user.email"], call["user_email"])
                 assert attrs["client.address"] == re.findall(r"\[Request-IP: ([^\]]*)\]", call["message"])[-1]
                 checked["login"] += 1
             elif site.startswith("violation."):
@@ -211,6 +212,45 @@ def test_token_usage_is_joined_to_its_model(corpus: tuple[str, list[dict[str, An
         assert event["attributes"]["gen_ai.provider.name"]
 
 
+_FLOW = frozenset(
+    {"Balance.check.token_cost", "spendTokens.usage", "spendStructuredTokens.usage", "spendTokens.record"}
+    | {"spendStructuredTokens.record", "spendTokens.none"}
+)
+
+
+def requests_of(corpus: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(usage call, its balance check) from the call order alone: a check, its token cost, the usage, and a
+    transaction of the checked user right after the usage; nothing of another request in between."""
+    check: dict[str, Any] = {}
+    between: list[str] = []
+    for call, following in pairwise(calls(corpus)):
+        site = call["call_site"]
+        if site == "Balance.check" and "model" in call["meta"][0]:
+            check, between = call["meta"][0], []
+            continue
+        paid = following["call_site"].endswith(".record") and following["meta"][0]["user"] == check.get("user")
+        if check and site.endswith(".usage") and paid and _FLOW.issuperset(between):
+            yield call, check
+        between.append(site)
+
+
+def test_token_usage_gets_the_model_of_its_request(corpus: tuple[str, list[dict[str, Any]]]) -> None:
+    """Where the call order says which check a usage belongs to, correlation gives that check's model."""
+    name, events = corpus
+    index = by_position(name, events)
+    wrong, joined = [], 0
+    for call, check in requests_of(name):
+        for place in call["files"]:
+            attrs = index[(place["file"], place["line"])]["attributes"]
+            model, endpoint = attrs.get("gen_ai.request.model"), attrs.get("librechat.endpoint")
+            if not (shows(model, check["model"]) and shows(endpoint, check["endpoint"])):
+                wrong.append((call["seq"], model, endpoint, check["model"]))
+            joined += 1
+    assert wrong == []
+    usage = sum(1 for e in events if e["event_name"] == "librechat.token.usage")
+    assert joined >= usage / 2, (joined, usage)
+
+
 # Shapes of the secrets planted in the samples (events.md §5), found independently of logtail's redactor.
 _SECRET_SHAPES = re.compile(
     r"sk-(?:ant-)?[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{20,}|eyJ[\w-]+\.[\w-]+\.[\w-]+|"
@@ -218,14 +258,12 @@ _SECRET_SHAPES = re.compile(
 )
 
 
-def assert_logged(shown: object, logged: str) -> None:
+def shows(shown: object, logged: str) -> bool:
     """The output shows a logged value as it is, or with its secrets redacted (a key typed as a user name)."""
     secrets = _secrets_in(logged)
     if not secrets:
-        assert shown == logged
-        return
-    assert isinstance(shown, str) and "[REDACTED]" in shown
-    assert not any(secret in shown for secret in secrets), shown
+        return shown == logged
+    return isinstance(shown, str) and "[REDACTED]" in shown and not any(secret in shown for secret in secrets)
 
 
 def _secrets_in(text: str) -> set[str]:
