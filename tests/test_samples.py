@@ -77,6 +77,66 @@ def expected_event(call_site: str) -> str:
     return "librechat.log"
 
 
+# `librechat.search.phase` of every search-sync call site, whichever release worded it.
+PHASES = {
+    "indexSync.start": "check_start",
+    "indexSync.start_messages": "start",
+    "indexSync.progress": "progress",
+    "indexSync.need": "need",
+    "indexSync.synced": "synced",
+    "indexSync.done": "done",
+    "indexSync.already_running": "already_running",
+    "indexSync.check_failed": "check_failed",
+    "indexSync.configure_index": "configure_index",
+    "indexSync.index_configured": "index_configured",
+    "indexSync.creating_indices": "creating_indices",
+    "indexSync.orphans_detected": "orphans_detected",
+    "indexSync.deleting_without_user": "orphans_deleting",
+    "indexSync.deleted_orphans": "cleanup_deleted",
+    "indexSync.orphans_cleaned": "orphans_cleaned",
+    "indexSync.settings_updated": "settings_updated",
+    "indexSync.force_resync": "force_resync",
+    "indexSync.full_sync": "full_sync",
+    "indexSync.incremental": "incremental",
+    "indexSync.no_sync": "no_sync",
+    "indexSync.flow_cleanup": "flow_cleanup",
+    "meili.sync.start": "start",
+    "meili.sync.total": "total",
+    "meili.sync.processed": "processed",
+    "meili.sync.progress": "processed",
+    "meili.sync.completed": "completed",
+    "meili.sync.stats": "stats",
+    "meili.sync.discrepancy": "discrepancy",
+    "meili.sync.finished": "finished",
+    "meili.cleanup.start": "cleanup_start",
+    "meili.cleanup.deleted": "cleanup_deleted",
+    "meili.cleanup.done": "cleanup_done",
+    "meili.index.exists": "index_exists",
+    "meili.index.settings": "index_settings",
+    "meili.index.creating": "index_creating",
+    "meili.index.created": "index_created",
+}
+# `librechat.error.source` by call-site prefix, where the message keeps its caller's prefix (not v0.8).
+SOURCES = (
+    ("Balance.", "balance"),
+    ("updateBalance.", "balance"),
+    ("balance.", "balance"),
+    ("transactions.", "balance"),
+    ("abortMessage.", "stream"),
+    ("stream.", "stream"),
+    ("violation.", "stream"),
+    ("checkBan.", "middleware"),
+    ("error.middleware.", "middleware"),
+    ("uncaughtException", "uncaught"),
+    ("provider.", "provider"),
+    ("register.", "auth"),
+    ("twofa.", "auth"),
+    ("indexSync.", "search"),
+    ("meili.", "search"),
+)
+PREFIX_KEPT = ("v0.8.1",)
+_ERRORS = frozenset({"librechat.error", "librechat.balance.error", "librechat.search.error", "librechat.violation"})
+
 LOGTAIL = str(Path(sys.executable).with_name("logtail"))
 
 
@@ -142,7 +202,7 @@ def test_times_are_the_logged_ones_or_inferred_before_them(corpus: tuple[str, li
         e["attributes"]["logtail.file.family"] for e in events if e["attributes"].get("logtail.time_inferred")
     )
     # v0.7 error lines and every meiliSync line carry no timestamp.
-    assert inferred == {"error": 159, "meili": 68} if name == "v0.7" else {"meili": RECORDS[name]["meili"]}
+    assert inferred == ({"error": 159, "meili": 68} if name == "v0.7" else {"meili": RECORDS[name]["meili"]})
 
 
 def test_key_attributes_match_the_logged_values(corpus: tuple[str, list[dict[str, Any]]]) -> None:
@@ -194,13 +254,19 @@ def test_key_attributes_match_the_logged_values(corpus: tuple[str, list[dict[str
                 if "user.id" in attrs:
                     assert attrs["user.id"] == call["user"]
                 checked["violation"] += 1
+            if event["event_name"] == "librechat.search.sync":
+                assert attrs.get("librechat.search.phase") == PHASES[site], (site, place)
+                checked["search"] += 1
+            if name in PREFIX_KEPT and ("librechat.error.source" in attrs or event["event_name"] in _ERRORS):
+                assert attrs["librechat.error.source"] == next(v for k, v in SOURCES if site.startswith(k)), site
+                checked["source"] += 1
             errors = [m["__error"] for m in meta if isinstance(m, dict) and "__error" in m]
             # v0.7's redaction can swallow `","name":…,"stack":"` and merge the stack into the message.
             merged = "\n    at " in event["body"]
             if errors and family != "debug" and "name" in errors[0] and not merged:
                 assert attrs["exception.type"] == errors[0]["name"], (site, place)
                 checked["exception"] += 1
-    assert min(checked.values()) > 0 and len(checked) == 7, checked
+    assert min(checked.values()) > 0 and len(checked) == (9 if name in PREFIX_KEPT else 8), checked
 
 
 def test_token_usage_is_joined_to_its_model(corpus: tuple[str, list[dict[str, Any]]]) -> None:
