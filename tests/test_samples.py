@@ -363,6 +363,31 @@ def run_parse_input(name: str) -> Iterator[bytes]:
             yield stream.read()
 
 
+def test_v081_error_messages_keep_the_callers_prefix_and_error_headers_are_redacted() -> None:
+    events = parse_corpus("v0.8.1", "--email-policy", "keep")
+    index = by_position("v0.8.1", events)
+    prefixed, headers = 0, 0
+    for call in calls("v0.8.1"):
+        for place in call["files"]:
+            event = index[(place["file"], place["line"])]
+            if place["file"].startswith("logs/error-"):
+                logged = call.get("logged", {}).get("error_message", call["message"])
+                # Equal up to the first secret logtail redacted.
+                kept, redacted, _ = event["body"].partition("[REDACTED]")
+                assert logged.startswith(kept) if redacted else kept == logged, (event["body"], logged)
+                prefixed += logged.startswith("[") and "] " in logged[:40]
+            for error in (m["__error"] for m in call["meta"] if isinstance(m, dict) and "__error" in m):
+                sent = (error.get("config") or error).get("headers")
+                if not sent or place["file"].startswith("logs/debug-"):
+                    continue
+                shown = orjson.dumps(event["attributes"]).decode()
+                for key, value in sent.items():
+                    secret = key.lower() in ("authorization", "x-api-key", "cookie")
+                    assert (value in shown) is not secret, (key, shown)
+                headers += 1
+    assert prefixed > 50 and headers == 3, (prefixed, headers)
+
+
 def test_default_email_policy_masks_addresses() -> None:
     events = parse_corpus("v0.7")
     logins = [e for e in events if e["event_name"] == "librechat.auth.login" and "user.email" in e["attributes"]]
