@@ -396,3 +396,11 @@ def test_default_email_policy_masks_addresses() -> None:
         email = str(event["attributes"]["user.email"])
         assert "***@" in email
         assert "unknown114@mailinator.example" not in event["body"]
+
+
+@pytest.mark.parametrize("name", CORPORA)
+def test_no_login_address_of_the_samples_is_printed_by_default(name: str) -> None:
+    addresses = {call["user_email"] for call in calls(name) if "user_email" in call}
+    output = run_parse(str(SAMPLES / name)).stdout.decode()
+    assert len(addresses) > 20 and "***@" in output
+    assert sorted(address for address in addresses if address in output) == []
