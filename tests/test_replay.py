@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from logtail.commands.demo import CORPORA
 from logtail.commands.progress import Progress
 from logtail.commands.replay import NS, Window, parse_time, select_files
 from logtail.commands.replay_state import ReplayState, StateError
@@ -57,24 +58,24 @@ def event_uids(events: list[Event]) -> Counter[str]:
     return Counter(str(e.attributes["log.record.uid"]) for e in events)
 
 
-def expected_calls(samples: Path) -> int:
-    """Logger calls in both corpora's ground truth: one record each once twins are left out."""
-    return sum(len((samples / corpus / "expected.jsonl").read_text().splitlines()) for corpus in ("v0.7", "v0.8"))
+def expected_calls(*corpora: Path) -> int:
+    """Logger calls in the corpora's ground truth: one record each once twins are left out."""
+    return sum(len((corpus / "expected.jsonl").read_text().splitlines()) for corpus in corpora)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
-def test_both_corpora_arrive_exactly_once_and_a_second_run_sends_nothing(
+def test_every_corpus_arrives_exactly_once_and_a_second_run_sends_nothing(
     protocol: str, collector: DevCollector, samples: Path, tmp_path: Path
 ) -> None:
     endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
-    corpora = (samples / "v0.7", samples / "v0.8")
+    corpora = tuple(samples / corpus for corpus in CORPORA)
     state = tmp_path / "state" / "replay.json"
     done = replay(*corpora, "--endpoint", endpoint, "--protocol", protocol, state=state)
     assert done.returncode == 0, done.stderr
     expected = expected_events(*corpora)
     received = collector.wait_for_logs(len(expected))
-    assert len(received) == len(expected) == expected_calls(samples)
+    assert len(received) == len(expected) == expected_calls(*corpora)
     assert uids(received) == event_uids(expected)
     assert not any("logtail.twin" in r["attributes"] for r in received)
     twins = sum(1 for f in select_files(list(corpora))[0] for e in read_events(f)) - len(expected)
