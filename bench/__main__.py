@@ -1,6 +1,7 @@
 """`python -m bench` (`make bench`): every scenario for logtail and the SDK baseline, printed as one table.
 
-python -m bench            # the sizes of the targets: 300 k error records, 100 MB debug, 1 GB replay
+python -m bench            # µs per record per stage, then the sizes of the targets: 300 k error records,
+                           # 100 MB debug, 1 GB replay; the targets met or missed at the end
 python -m bench --quick    # the same scenarios scaled down, a few minutes
 """
 
@@ -10,9 +11,11 @@ import argparse
 import platform
 import time
 from pathlib import Path
+from typing import Final
 
 import orjson
 
+from bench import stages
 from bench.scenarios import Bench, Result, Sizes, percentile
 from logtail.devcollector.collector import DevCollector
 
@@ -67,6 +70,45 @@ def _note(r: Result) -> str:
     return ""
 
 
+# Issue targets, checked at the end of every run: (scenario, what, limit, unit, higher is better).
+TARGETS: Final = (
+    ("replay-error", "records/s vs baseline", 5.0, "x", True),
+    ("replay-debug", "records/s vs baseline", 5.0, "x", True),
+    ("tail", "CPU of one core", 8.0, "%", False),
+    ("tail", "p99 append→receiver", 250.0, "ms", False),
+    ("replay-1gb", "peak PSS, all processes", 80.0, "MiB", False),
+    ("idle", "CPU of one core", 0.5, "%", False),
+)
+
+
+def targets(results: list[Result]) -> str:
+    """One line per target: the figure measured in this run, the limit, met or missed (and by how much)."""
+    mine = {r.scenario: r for r in results if r.shipper == "logtail"}
+    base = {r.scenario: r for r in results if r.shipper == "baseline"}
+    lines = []
+    for scenario, what, limit, unit, higher in TARGETS:
+        r = mine.get(scenario)
+        if r is None:
+            continue
+        if unit == "x":
+            b = base.get(scenario)
+            value = r.records_per_s / b.records_per_s if b and b.records_per_s else None
+        elif unit == "%":
+            value = r.cpu_percent
+        elif unit == "ms":
+            value = percentile(r.delay_ms, 0.99)
+        else:
+            value = r.run.peak_rss / MIB
+        if value is None:
+            continue
+        met = value >= limit if higher else value <= limit
+        lost = f", {r.written - r.delivered:,} not delivered" if r.delivered != r.written else ", all delivered"
+        verdict = "met" if met else f"missed by {abs(value - limit) / limit:.0%}"
+        lines.append(f"{scenario:13} {what:26} {value:8.1f} {unit:3} (target {'≥' if higher else '≤'} {limit:g}): "
+                     f"{verdict}{lost}")  # fmt: skip
+    return "\n".join(lines)
+
+
 def rss_lines(results: list[Result], points: int = 10) -> str:
     lines = []
     for r in results:
@@ -91,11 +133,17 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with DevCollector(workdir=args.work / "collector", count_only=True) as collector:
+        stage_table = stages.table(
+            {mix: stages.stages(mix, sizes.stage_records, collector.http_endpoint) for mix in stages.MIXES}
+        )
         results = run(Bench(args.work, collector), sizes, only)
     print(f"\nlogtail benchmark, {platform.node()}, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}, {time.monotonic() - started:.0f} s\n")  # fmt: skip
+    print(stage_table)
+    print()
     print(table(results))
     print(rss_lines(results))
+    print("\nTargets:\n" + targets(results))
     if args.json:
         args.json.write_bytes(orjson.dumps([_row(r) for r in results], option=orjson.OPT_INDENT_2))
     return 0

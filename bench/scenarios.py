@@ -56,14 +56,15 @@ class Sizes:
     tail_seconds: float
     idle_seconds: float
     big_bytes: int
+    stage_records: int  # per mix, for the µs-per-stage table
 
     @classmethod
     def full(cls) -> Sizes:
-        return cls(300_000, parse_size("100MB"), 30.0, 30.0, parse_size("1GB"))
+        return cls(300_000, parse_size("100MB"), 30.0, 30.0, parse_size("1GB"), 50_000)
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(50_000, parse_size("20MB"), 10.0, 10.0, parse_size("100MB"))
+        return cls(50_000, parse_size("20MB"), 10.0, 10.0, parse_size("100MB"), 10_000)
 
 
 def percentile(counts: Counter[int], q: float) -> int | None:
