@@ -106,7 +106,6 @@ class LogEncoder:
         scope_bytes: bytes = self._scope.SerializeToString()
         self._resource_field = _RESOURCE_TAG + _varint(len(resource_bytes)) + resource_bytes
         self._scope_field = _SCOPE_TAG + _varint(len(scope_bytes)) + scope_bytes
-        self._message = LogRecord()
         self._map = attribute_map
         # Serialized string attributes seen twice or more, and those seen once (which a second sighting admits):
         # most values repeat (file names, families, models, sources), some never do (ids).
@@ -130,10 +129,9 @@ class LogEncoder:
 
     def record(self, event: Event, observed_unix_nano: int) -> bytes:
         """The event's LogRecord message, as bytes. Parse workers call it ahead of time (`Event.wire`)."""
-        # Filling one reused message in place is about three times faster with upb than building each LogRecord,
-        # KeyValue and AnyValue with keyword arguments.
-        record = self._message
-        record.Clear()
+        # Filling a message in place is about three times faster with upb than building each LogRecord, KeyValue
+        # and AnyValue with keyword arguments. (A message reused with Clear() keeps growing: upb frees nothing.)
+        record = LogRecord()
         record.time_unix_nano = event.time_unix_nano
         record.observed_time_unix_nano = observed_unix_nano
         record.severity_number = event.severity_number  # type: ignore[assignment]
