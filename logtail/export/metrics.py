@@ -276,14 +276,9 @@ class Aggregator:
             return
         labels = self._model_labels(attributes) + extra
         self._record("librechat.credits", event, labels, amount)
-        parts: list[tuple[str | None, float]] = [
-            (token_type, value)
-            for key, token_type in COST_PARTS
-            if isinstance(value := attributes.get(key), int | float) and not isinstance(value, bool)
-        ]
-        for token_type, part in parts or [(None, amount)]:
+        for token_type, usd in cost_usd(attributes, self._credits_per_usd):
             typed = labels if token_type is None else [("gen_ai.token.type", token_type), *labels]
-            self._record("librechat.cost", event, typed, -part / self._credits_per_usd)  # spending is negative
+            self._record("librechat.cost", event, typed, usd)
 
     def _record(self, name: str, event: Event, labels: Sequence[tuple[str, Any]], value: float) -> None:
         key: AttrKey = tuple(sorted((k, _label(v)) for k, v in labels))
@@ -388,6 +383,22 @@ class Aggregator:
             description=instrument.description,
             gauge=Gauge(data_points=points),
         )
+
+
+def cost_usd(attributes: Mapping[str, Any], credits_per_usd: float) -> list[tuple[str | None, float]]:
+    """A transaction's spending in US dollars by token type (None: a total without parts). LibreChat logs
+    spent credits as negative amounts, so a spend is a positive cost and a refund a negative one."""
+    parts: list[tuple[str | None, float]] = [
+        (token_type, value)
+        for key, token_type in COST_PARTS
+        if isinstance(value := attributes.get(key), int | float) and not isinstance(value, bool)
+    ]
+    if not parts:
+        amount = attributes.get("librechat.credits")
+        if not isinstance(amount, int | float) or isinstance(amount, bool):
+            return []
+        parts = [(None, amount)]
+    return [(token_type, -credits / credits_per_usd) for token_type, credits in parts]
 
 
 def _endpoint(attributes: Mapping[str, Any]) -> Labels:
