@@ -3,7 +3,7 @@
 Cumulative totals, aggregated here rather than with the SDK's meter: every point carries the time of the
 records it counts (a replay of last week's files yields last week's points), only series that changed since
 the last acknowledged export are sent again, and cardinality is bounded before anything is stored.
-When records cross a UTC hour, the totals reached before it are kept as points of their own, so an export
+When records move to another UTC hour, the totals reached before are kept as points of their own, so an export
 covering many hours of records (a replay) still lets a backend tell each hour's and day's increase.
 """
 
@@ -66,6 +66,7 @@ COST_PARTS: Final = (("librechat.token.prompt", "input"), ("librechat.token.comp
 # gen_ai.client.operation.duration buckets recommended by the GenAI semantic conventions, in seconds.
 RESPONSE_BOUNDS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 SEARCH_KEYS: Final = ("librechat.search.phase", "librechat.search.collection")
+MAX_SEALED: Final = 100_000  # hourly totals kept between two exports
 _CUMULATIVE: Final = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 
 AttrKey = tuple[tuple[str, Any], ...]
@@ -180,7 +181,7 @@ class Aggregator:
         self._dirty: set[SeriesId] = set()
         self._sealed: list[tuple[SeriesId, Series]] = []  # totals at the end of an hour, oldest first
         self._since_seal: set[SeriesId] = set()
-        self._next_hour = 0  # records from this time on start a new hour
+        self._hour = -HOUR_NS  # start of the UTC hour of the latest record
         self._resource = Resource(attributes=key_values(resource))
         self._self_resource = Resource(attributes=key_values({**resource, "service.name": SCOPE_NAME}))
         self._scope = InstrumentationScope(name=SCOPE_NAME, version=scope_version)
@@ -198,7 +199,7 @@ class Aggregator:
         handlers = self._handlers
         opt_in = self._opt_in
         for event in events:
-            if event.time_unix_nano >= self._next_hour:
+            if not 0 <= event.time_unix_nano - self._hour < HOUR_NS:
                 self._seal(event.time_unix_nano)
             attributes = event.attributes
             if attributes.get(TWIN):
@@ -223,11 +224,16 @@ class Aggregator:
                 self._record("librechat.search.documents", event, labels + extra, documents)
 
     def _seal(self, time_unix_nano: int) -> None:
+        """Keeps the totals of the series changed in the hour that ends (files of several families are read one
+        after the other, so the hour of records may also step back). Past `MAX_SEALED` kept points, hours
+        merge until the next export."""
+        self._hour = time_unix_nano - time_unix_nano % HOUR_NS
+        if len(self._sealed) >= MAX_SEALED:
+            return
         for series_id in sorted(self._since_seal, key=repr):
             series = self._series[series_id[0]][series_id[1]]
             self._sealed.append((series_id, replace(series, buckets=list(series.buckets))))
         self._since_seal.clear()
-        self._next_hour = time_unix_nano - time_unix_nano % HOUR_NS + HOUR_NS
 
     def _by(self, name: str, *keys: str) -> Callable[[Event, Labels], None]:
         def count(event: Event, extra: Labels) -> None:
