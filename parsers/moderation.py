@@ -21,6 +21,8 @@ _ABORT: Final = re.compile(r"ID: (\S+) \| (.*?) \| Aborted request: ?(.*)", re.S
 _ABORT_KEY: Final = re.compile(r'"abortKey":"([^"]*)')
 # The violation payload LibreChat throws as an Error message: `{"type":"token_balance",...}`.
 _PAYLOAD: Final = re.compile(r'\{"type":"[^"]+"[^{}]*(?:\[[^\]]*\][^{}]*)*\}')
+# How the debug file ends a header it cut short.
+_CUT: Final = "... [truncated]"
 
 
 def ban(raw: Raw, attrs: Attributes) -> str:
@@ -38,10 +40,14 @@ def ban(raw: Raw, attrs: Attributes) -> str:
 def violation_payload(message: str) -> dict[str, object] | None:
     """The `{"type": ...}` object inside an error message, if there is one."""
     found = _PAYLOAD.search(message)
-    if not found:
+    if found:
+        text = found.group(0)
+    elif message.endswith(_CUT):
+        text = _cut_payload(message)
+    else:
         return None
     try:
-        value = orjson.loads(found.group(0))
+        value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
     if not isinstance(value, dict):
@@ -51,6 +57,13 @@ def violation_payload(message: str) -> dict[str, object] | None:
     if not isinstance(kind, str) or kind.endswith("error") or "error" in value:
         return None
     return value
+
+
+def _cut_payload(message: str) -> str:
+    """A payload the debug header cut at 150 characters, up to its last complete member, closed again."""
+    start = message.find('{"type":"')
+    body = message[start : -len(_CUT)] if start >= 0 else ""
+    return body[: body.rfind(",")] + "}" if "," in body else ""
 
 
 def violation(raw: Raw, attrs: Attributes, payload: dict[str, object]) -> str:

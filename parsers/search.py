@@ -20,7 +20,7 @@ _PHASES: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"Approximate total number of all (?P<collection>\w+): (?P<total>\d+)", "total"),
         (r"Starting cleanup of Meili index (?P<collection>\w+)", "cleanup_start"),
         (r"Completed cleanup of Meili index: (?P<collection>\w+)", "cleanup_done"),
-        (r"Deleted (?P<documents>\d+) orphaned documents", "cleanup_deleted"),
+        (r"Deleted (?P<documents>\d+) orphaned documents(?: from (?P<collection>\w+) index)?", "cleanup_deleted"),
         (r"Processed: (?P<documents>\d+)", "processed"),
         (
             r"Completed sync for (?P<collection>\w+)\. "
@@ -37,6 +37,28 @@ _PHASES: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"Starting (?P<collection>\w+?) sync \((?P<documents>\d+) unindexed\)", "start"),
         (r"(?P<collection>\w+) are fully synced: (?P<documents>\d+)/(?P<total>\d+)", "synced"),
         (r"Sync completed successfully", "done"),
+        # v0.8.0-v0.8.1 wording (replaced in v0.8.2).
+        (r"Progress: \d+% \((?P<documents>\d+)/(?P<total>\d+)\)", "processed"),
+        (r"Completed sync for (?P<collection>\w+) in (?P<duration>[\d.]+)ms", "completed"),
+        (r"Creating new index: (?P<collection>\w+)", "index_creating"),
+        (r"Successfully created index: (?P<collection>\w+)", "index_created"),
+        (r"Sync already running", "already_running"),
+        (r"Could not check (?P<collection>\w+) documents", "check_failed"),
+        (r"Configuring (?P<collection>\w+) index to filter", "configure_index"),
+        (r"(?P<collection>\w+) index configured for user filtering", "index_configured"),
+        (r"Creating indices", "creating_indices"),
+        (r"Existing (?P<collection>\w+) missing user field", "orphans_detected"),
+        (
+            r"Deleting (?P<documents>\d+) documents without user field from (?P<collection>\w+) index",
+            "orphans_deleting",
+        ),
+        (r"Orphaned documents cleaned up", "orphans_cleaned"),
+        (r"Index settings updated", "settings_updated"),
+        (r"Forcing full re-sync", "force_resync"),
+        (r"Starting full (?P<collection>\w+) sync", "full_sync"),
+        (r"(?P<collection>\w+) out of sync, performing incremental sync", "incremental"),
+        (r"No sync was needed", "no_sync"),
+        (r"Flow state cleaned up", "flow_cleanup"),
     )
 )
 _COLLECTIONS: Final = {
@@ -44,6 +66,7 @@ _COLLECTIONS: Final = {
     "conversation": "conversations",
     "Messages": "messages",
     "Conversations": "conversations",
+    "Convos": "convos",
 }
 
 

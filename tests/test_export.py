@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from logtail.commands.demo import CORPORA
 from logtail.config import Config, MetricsConfig
 from logtail.devcollector.collector import DevCollector
 from logtail.export import build_sink
@@ -22,11 +23,9 @@ from logtail.source.files import discover
 from logtail.source.read import read_events
 from parsers.event import Attributes, Event
 
-CORPORA = ("v0.7", "v0.8")
-
 
 def sample_events(samples: Path) -> list[Event]:
-    """Both corpora as the service would hand them to the exporter: parsed, correlated, redacted."""
+    """The sample corpora as the service would hand them to the exporter: parsed, correlated, redacted."""
     events: list[Event] = []
     for corpus in CORPORA:
         pipeline = Pipeline()

@@ -74,8 +74,14 @@ def test_v07_records_without_request_ids_join_the_check_just_before() -> None:
     )
     Pipeline().process(batch)
     assert batch[1].attributes["gen_ai.provider.name"] == "aws.bedrock"
-    # Another file's check does not leak over.
-    (other,) = Pipeline().process(events(USAGE.format(sec="12", conv="c8", request=""), path="/l/other.log"))
+
+
+def test_a_request_straddling_a_size_rotation_joins_but_another_directory_does_not() -> None:
+    pipeline = Pipeline()
+    pipeline.process(events(CHECK.format(model="o3-mini", endpoint="openAI", request=""), path="/l/debug-x.log.gz"))
+    (next_file,) = pipeline.process(events(USAGE.format(sec="12", conv="c9", request=""), path="/l/debug-x.log.1"))
+    assert next_file.attributes["gen_ai.request.model"] == "o3-mini"
+    (other,) = pipeline.process(events(USAGE.format(sec="12", conv="c8", request=""), path="/m/debug-x.log"))
     assert "gen_ai.request.model" not in other.attributes
 
 

@@ -23,7 +23,7 @@ from tests.test_stats import LOGTAIL, calls
 CORPORA = ("v0.7", "v0.8", "v0.8.1")
 UNKNOWN = "(unknown)"
 CREDITS_PER_USD = 1_000_000
-SAME_FLOW_S = 60.0  # a check and the spending of the same request without request ids: seconds apart at most
+SAME_FLOW_S = 60.0  # a check and the spending of one request without request ids: seconds apart at most
 # Call sites of stream errors, and the tag their written record keeps when the log still says what failed.
 STREAM_ERRORS = {"stream.handleAbortError": "[handleAbortError]", "abortMessage.handle_error": "[abortMessage]"}
 OBJECT_ID = re.compile(r"\b[0-9a-f]{24}\b")
@@ -45,7 +45,7 @@ def _seconds(call: dict[str, Any]) -> float:
 
 def truth(samples: Path, corpus: str) -> dict[str, Any]:
     """The numbers, from the logger calls: a request's model is its balance check's, found by request id, else
-    the latest check of the same file a minute before, else the conversation's (events.md §3)."""
+    the latest check of the same log stream a minute before, else the conversation's (events.md §3)."""
     users: defaultdict[str, set[str]] = defaultdict(set)
     requests: Counter[tuple[str, str]] = Counter()
     cost: defaultdict[str, float] = defaultdict(float)
@@ -63,7 +63,8 @@ def truth(samples: Path, corpus: str) -> dict[str, Any]:
         named |= {u for u in (first.get("user"), call.get("context", {}).get("userId")) if isinstance(u, str)}
         users[day] |= named
         request = call.get("context", {}).get("requestId")
-        file = call["files"][0]["file"] if call["files"] else ""
+        # The log stream of the call's first record: its directory and family (size rotations are one stream).
+        file = re.sub(r"-\d{4}-\d\d-\d\d\.log.*$", "", call["files"][0]["file"]) if call["files"] else ""
         if site == "Balance.check" and "model" in first:
             found = {"model": first["model"], "endpoint": first["endpoint"]}
             if request is None:

@@ -1,6 +1,6 @@
 """`make demo`: replay the bundled LibreChat sample logs into an embedded OTLP collector and show what arrived.
 
-Starts rotel (logtail.devcollector.collector) on free loopback ports, ships every file of both sample corpora through
+Starts rotel (logtail.devcollector.collector) on free loopback ports, ships every file of the sample corpora through
 the same code as `logtail replay`, over OTLP/HTTP, then reads back what the collector received: records by
 event name, output tokens by model (from the log records and from the `librechat.tokens` metric) and records
 sent against received. Exits 1 when anything is missing, duplicated or disagrees.
@@ -22,7 +22,7 @@ from logtail.config import Config
 from logtail.devcollector.collector import DevCollector
 
 SAMPLES: Final = Path(__file__).resolve().parents[2] / "fixtures" / "librechat"
-CORPORA: Final = ("v0.7", "v0.8")
+CORPORA: Final = ("v0.7", "v0.8", "v0.8.1")
 NO_MODEL: Final = "(no model in the logs)"
 METRIC_WAIT: Final = 10.0  # seconds for the final metric export to show up in the collector's output
 DEADLINE: Final = 30.0

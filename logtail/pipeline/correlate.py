@@ -2,17 +2,19 @@
 
 Only `[Balance.check] Initial state` names the model and endpoint; the usage and transaction
 records of the same request follow it. They are joined by `librechat.request.id` (v0.8); releases
-that log no request context (v0.7) join on the latest check of the same file shortly before, and
-failing both, on the conversation. Memory is bounded: the oldest keys are forgotten first.
+that log no request context (v0.7, v0.8.1) join on the latest check of the same log stream (a directory's
+debug file and its size-rotated siblings) shortly before, and failing both, on the conversation.
+Memory is bounded: the oldest keys are forgotten first.
 
 The records that end a request (an abort, a stream error, a `token_balance` violation) are joined the same way,
 so their outcome counts for the right endpoint. A `message` response joined to its own check (by request id
-or the same file's latest check, not merely the conversation) gets `librechat.request.duration_ms`: the time
+or the stream's latest check, not merely the conversation) gets `librechat.request.duration_ms`: the time
 from the balance check before the model call to the token spend after it, an estimate from log times.
 """
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from typing import Final
 
@@ -106,6 +108,11 @@ class _Bounded:
             self._items.popitem(last=False)
 
 
+def _stream(event: Event) -> tuple[str, str]:
+    """The directory and family of an event's file: `debug-…log`, `.log.1`, `.log.2.gz` are one stream."""
+    return os.path.dirname(event.file), event.family
+
+
 class Correlator:
     """Callable processor; stateful across calls so a request split over batches still joins."""
 
@@ -114,7 +121,8 @@ class Correlator:
     def __init__(self, window: int = WINDOW) -> None:
         self._by_request = _Bounded(window)
         self._by_conversation = _Bounded(window)
-        self._last_check: dict[str, Joined] = {}  # per file, for records without request ids
+        # Per log stream, for records without request ids: a request may straddle a size rotation.
+        self._last_check: dict[tuple[str, str], Joined] = {}
 
     def __call__(self, event: Event) -> Event:
         attrs = event.attributes
@@ -131,7 +139,7 @@ class Correlator:
                 found: Joined = (event.time_unix_nano, {key: attrs[key] for key in (*KEYS, USER) if key in attrs})
                 request = attrs.get("librechat.request.id")
                 if request is None:
-                    self._last_check[event.file] = found
+                    self._last_check[_stream(event)] = found
                 else:
                     self._by_request.put(request, found)
         elif name in TARGETS:
@@ -156,7 +164,7 @@ class Correlator:
         request = attrs.get("librechat.request.id")
         if request is not None:
             return self._by_request.get(request)
-        last = self._last_check.get(event.file)
+        last = self._last_check.get(_stream(event))
         if last and last[0] is not None and 0 <= event.time_unix_nano - last[0] <= SAME_FLOW_NS:
             return last
         return self._by_conversation.get(conversation)
