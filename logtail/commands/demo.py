@@ -77,14 +77,11 @@ def request_metrics(points: list[dict[str, Any]]) -> list[str]:
     count = sum(point["count"] for point in durations)
     mean = sum(point["sum"] for point in durations) / count if count else 0.0
     return [
-        "Active users per UTC day (librechat.users.active): "
+        "Request metrics: active users per UTC day "
         + ", ".join(f"{day} {p['value']:,}" for day, p in sorted(days.items())),
-        f"Requests (librechat.requests): {models.total():,}, most by "
-        + ", ".join(f"{m} {n:,}" for m, n in models.most_common(3)),
-        f"Cost (librechat.cost): {cost:,.4f} USD",
-        "Outcomes (librechat.requests.completed): " + ", ".join(f"{o} {n:,}" for o, n in sorted(outcomes.items())),
-        f"Response duration (librechat.request.duration, estimated from log times): {count:,} responses,"
-        f" mean {mean:.3f} s",
+        f"  {models.total():,} requests (" + ", ".join(f"{m} {n:,}" for m, n in models.most_common(2)) + ", …),"
+        f" {cost:,.4f} USD, outcomes " + ", ".join(f"{o} {n:,}" for o, n in sorted(outcomes.items())) + ","
+        f" {count:,} durations (mean {mean:.2f} s)",
     ]
 
 
@@ -134,9 +131,8 @@ def report(result: ReplayResult, collector: DevCollector) -> list[str]:
     for model in models:
         print(f"  {model:<{width}}{from_logs[model]:>12,}{from_metric[model]:>18,}")
 
-    print("\nRequest metrics:")
     for line in request_metrics(collector.metrics()):
-        print(f"  {line}")
+        print(line)
 
     uids = Counter(record["attributes"].get("log.record.uid") for record in logs)
     twins = result.summary.skipped
