@@ -26,6 +26,7 @@ CREDITS_PER_USD = 1_000_000
 SAME_FLOW_S = 60.0  # a check and the spending of one request without request ids: seconds apart at most
 # Call sites of stream errors, and the tag their written record keeps when the log still says what failed.
 STREAM_ERRORS = {"stream.handleAbortError": "[handleAbortError]", "abortMessage.handle_error": "[abortMessage]"}
+CONVERSATION_SITES = ("abortMessage", "stream.google_censor")  # name the conversation: abort key, message
 OBJECT_ID = re.compile(r"\b[0-9a-f]{24}\b")
 CONTEXT = re.compile(r"Context: (.*?) \| Token usage")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -49,8 +50,7 @@ def truth(samples: Path, corpus: str) -> dict[str, Any]:
     users: defaultdict[str, set[str]] = defaultdict(set)
     requests: Counter[tuple[str, str]] = Counter()
     cost: defaultdict[str, float] = defaultdict(float)
-    outcomes: Counter[str] = Counter()
-    completed_by_endpoint: Counter[str] = Counter()
+    by_endpoint: Counter[tuple[str, str]] = Counter()
     durations: list[float] = []  # a check and the response of the same request: by request id or in the same file
     by_request: dict[str, dict[str, str]] = {}
     checks: dict[str, float] = {}
@@ -63,8 +63,16 @@ def truth(samples: Path, corpus: str) -> dict[str, Any]:
         named |= {u for u in (first.get("user"), call.get("context", {}).get("userId")) if isinstance(u, str)}
         users[day] |= named
         request = call.get("context", {}).get("requestId")
-        # The log stream of the call's first record: its directory and family (size rotations are one stream).
-        file = re.sub(r"-\d{4}-\d\d-\d\d\.log.*$", "", call["files"][0]["file"]) if call["files"] else ""
+        header = call.get("logged", {}).get("debug_header", "")
+        if request and call["level"] != "error" and header.endswith("[truncated]") and request not in header:
+            request = None  # the debug header carries the request context (v0.8), unless it was cut off
+        # The log stream of the call's debug record (else its first): its directory and family (size rotations
+        # are one stream). An error-file record takes the join of its debug-file copy, which has the same
+        # time, unless its time is not logged (v0.7's error file).
+        files = [f["file"] for f in call["files"]]
+        file = next((f for f in files if "/debug-" in f), files[0] if files else "")
+        file = re.sub(r"-\d{4}-\d\d-\d\d\.log.*$", "", file)
+        copy_joins = not (corpus == "v0.7" and call["level"] == "error")
         if site == "Balance.check" and "model" in first:
             found = {"model": first["model"], "endpoint": first["endpoint"]}
             if request is None:
@@ -73,42 +81,49 @@ def truth(samples: Path, corpus: str) -> dict[str, Any]:
                 by_request[request] = found
                 checks[request] = _seconds(call)
             continue
+        conversation = UUID.search(call["message"]) if site.endswith(".usage") or site in CONVERSATION_SITES else None
+        in_conversation = by_conversation.get(conversation[0]) if conversation else None
+        recent = file in last_check and 0 <= _seconds(call) - last_check[file][0] <= SAME_FLOW_S and copy_joins
+        checked = None
+        if request is not None:
+            joined = by_request.get(request)
+            checked = checks.get(request) if joined else None
+        elif call["level"] == "error":  # the error file's record: its own conversation, else its copy's join
+            joined = in_conversation or (last_check[file][1] if recent else None)
+        elif recent:
+            checked, joined = last_check[file]
+        else:
+            joined = in_conversation
+        endpoint = joined["endpoint"] if joined else UNKNOWN
         if site.endswith((".usage", ".record")):
-            conversation = UUID.search(call["message"]) if site.endswith(".usage") else None
-            checked = None
-            if request is not None:
-                joined = by_request.get(request)
-                checked = checks.get(request) if joined else None
-            elif file in last_check and 0 <= _seconds(call) - last_check[file][0] <= SAME_FLOW_S:
-                checked, joined = last_check[file]
-            else:
-                joined = by_conversation.get(conversation[0]) if conversation else None
             if joined and conversation:
                 by_conversation[conversation[0]] = joined
             model = joined["model"] if joined else UNKNOWN
             context = CONTEXT.search(call["message"])
             if site.endswith(".usage") and context and context[1] == "message":
                 requests[model, day] += 1
-                outcomes["completed"] += 1
-                completed_by_endpoint[joined["endpoint"] if joined else UNKNOWN] += 1
+                by_endpoint[endpoint, "completed"] += 1
                 if checked is not None:
                     durations.append(_seconds(call) - checked)
             elif site.endswith(".record"):
                 spent = sum(first.get(part) or 0 for part in ("prompt", "completion"))
                 cost[model] += -spent / CREDITS_PER_USD
-        elif site == "abortMessage":
-            outcomes["aborted"] += 1
+        elif site == "abortMessage" and "Aborted request" in call["message"]:
+            by_endpoint[endpoint, "aborted"] += 1
         elif site == "violation.token_balance":
-            outcomes["insufficient_balance"] += 1
+            by_endpoint[endpoint, "insufficient_balance"] += 1
         elif site == "stream.google_censor" or (site in STREAM_ERRORS and STREAM_ERRORS[site] in _written(call)):
-            outcomes["error"] += 1
+            by_endpoint[endpoint, "error"] += 1
+    outcomes: Counter[str] = Counter()
+    for (_, outcome), n in by_endpoint.items():
+        outcomes[outcome] += n
     days = sorted(users)
     return {
         "users": {day: len(users[day]) for day in days},
         "requests": {key: n for key, n in requests.items()},
         "cost": {model: round(usd, 6) for model, usd in cost.items()},
         "outcomes": dict(outcomes),
-        "completed_by_endpoint": dict(completed_by_endpoint),
+        "by_endpoint": dict(by_endpoint),
         "durations": durations,
     }
 
@@ -125,9 +140,6 @@ def stats_numbers(samples: Path, corpus: str) -> dict[str, Any]:
         },
         "cost": {m: c["total"] for m, c in doc["cost_usd"]["by_model"].items() if c["total"]},
         "outcomes": {o: n for o, n in doc["outcomes"]["total"].items() if n},
-        "completed_by_endpoint": {
-            e: c["completed"] for e, c in doc["outcomes"]["by_endpoint"].items() if c["completed"]
-        },
         "by_endpoint": {(e, o): n for e, c in doc["outcomes"]["by_endpoint"].items() for o, n in c.items() if n},
     }
 
@@ -136,12 +148,12 @@ def _day(nanos: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(nanos // 1_000_000_000))
 
 
-def _per_day(points: list[dict[str, Any]]) -> Counter[tuple[tuple[tuple[str, Any], ...], str]]:
+def _per_day(points: list[dict[str, Any]]) -> dict[tuple[tuple[tuple[str, Any], ...], str], float]:
     """The increase of each cumulative series within each UTC day of its points' times."""
     last: dict[tuple[tuple[str, Any], ...], dict[str, float]] = defaultdict(dict)
     for point in points:  # cumulative: per series and day, the last point received holds the day's total
         last[tuple(sorted(point["attributes"].items()))][_day(point["time_unix_nano"])] = point["value"]
-    increase: Counter[tuple[tuple[tuple[str, Any], ...], str]] = Counter()
+    increase: defaultdict[tuple[tuple[tuple[str, Any], ...], str], float] = defaultdict(float)
     for series, by_day in last.items():
         before = 0.0
         for day in sorted(by_day):
@@ -184,7 +196,6 @@ def collector_numbers(collector: DevCollector, workdir: Path, corpus: str, monke
         "requests": {key: n for key, n in requests.items() if n},
         "cost": {m: round(usd, 6) for m, usd in cost.items() if round(usd, 6)},
         "outcomes": dict(outcomes),
-        "completed_by_endpoint": {e: n for (e, o), n in by_endpoint.items() if o == "completed" and n},
         "by_endpoint": {key: n for key, n in by_endpoint.items() if n},
     }
 
@@ -198,12 +209,11 @@ def test_stats_and_collector_equal_the_ground_truth(
     expected = truth(samples, corpus)
     from_stats = stats_numbers(samples, corpus)
     points, received = collector_numbers(collector, tmp_path / "replay", corpus, monkeypatch)
-    for key in ("users", "requests", "outcomes", "completed_by_endpoint"):
+    for key in ("users", "requests", "outcomes", "by_endpoint"):
         assert from_stats[key] == expected[key], key
         assert received[key] == expected[key], key
     assert from_stats["cost"] == pytest.approx(expected["cost"], abs=1e-5)
     assert received["cost"] == pytest.approx(expected["cost"], abs=1e-5)
-    assert received["by_endpoint"] == from_stats["by_endpoint"]  # error rate per endpoint: the same in both
 
     names = {p["name"] for p in points}
     assert {"librechat.requests", "librechat.cost", "librechat.requests.completed", "librechat.users.active"} <= names

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from logtail.pipeline.correlate import Correlator
+from logtail.pipeline.correlate import TWIN, Correlator
 from logtail.pipeline.emails import EmailPrivacy
 from logtail.pipeline.redact import Redactor
 from logtail.pipeline.settings import EmailPolicy, PrivacySettings
 from parsers.event import Event
 
-__all__ = ["EmailPolicy", "Pipeline", "PrivacySettings", "Processor"]
+__all__ = ["TWIN", "EmailPolicy", "Pipeline", "PrivacySettings", "Processor"]
 
 Processor = Callable[[Event], Event]
-TWIN = "logtail.twin"
 
 
 def _untwin(event: Event) -> Event:

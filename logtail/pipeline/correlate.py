@@ -7,7 +7,8 @@ debug file and its size-rotated siblings) shortly before, and failing both, on t
 Memory is bounded: the oldest keys are forgotten first.
 
 The records that end a request (an abort, a stream error, a `token_balance` violation) are joined the same way,
-so their outcome counts for the right endpoint. A `message` response joined to its own check (by request id
+so their outcome counts for the right endpoint; an error-file record, far from any check, takes the join of its
+debug-file copy (same directory, same time). A `message` response joined to its own check (by request id
 or the stream's latest check, not merely the conversation) gets `librechat.request.duration_ms`: the time
 from the balance check before the model call to the token spend after it, an estimate from log times.
 """
@@ -30,6 +31,7 @@ KEYS: Final[tuple[str, ...]] = ("gen_ai.request.model", "gen_ai.provider.name", 
 # Token usage records of releases without request context do not name the user; their check does.
 USER: Final = "user.id"
 DURATION: Final = "librechat.request.duration_ms"
+TWIN: Final = "logtail.twin"
 MESSAGE: Final = "message"  # the token context of a model's response (the others: title, summary, memory, …)
 WINDOW: Final = 10_000
 # A v0.7 check and the spending it precedes are milliseconds apart; a minute is generous and still safe.
@@ -116,11 +118,12 @@ def _stream(event: Event) -> tuple[str, str]:
 class Correlator:
     """Callable processor; stateful across calls so a request split over batches still joins."""
 
-    __slots__ = ("_by_conversation", "_by_request", "_last_check")
+    __slots__ = ("_by_conversation", "_by_request", "_by_twin", "_last_check")
 
     def __init__(self, window: int = WINDOW) -> None:
         self._by_request = _Bounded(window)
         self._by_conversation = _Bounded(window)
+        self._by_twin = _Bounded(window)  # an error's debug-file copy, joined in the stream of its checks
         # Per log stream, for records without request ids: a request may straddle a size rotation.
         self._last_check: dict[tuple[str, str], Joined] = {}
 
@@ -153,6 +156,13 @@ class Correlator:
                 self._by_conversation.put(attrs.get("gen_ai.conversation.id"), (None, values))
         elif name in ENDINGS:
             joined = self._lookup(event, _conversation(attrs))
+            # The error file holds no check; its record has the time of its debug-file copy, which may join.
+            same_call = f"{os.path.dirname(event.file)}\0{event.time_unix_nano}"
+            if attrs.get(TWIN):
+                if joined:
+                    self._by_twin.put(same_call, joined)
+            elif joined is None:
+                joined = self._by_twin.get(same_call)
             if joined:
                 for key in KEYS:
                     if key in joined[1]:
