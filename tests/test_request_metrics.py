@@ -16,8 +16,11 @@ import orjson
 import pytest
 
 from logtail.commands import demo
+from logtail.config import MetricsConfig
 from logtail.devcollector.collector import DevCollector
+from logtail.export.metrics import Aggregator
 from logtail.export.users import EXACT, HyperLogLog, user_hash
+from parsers.event import Event
 from tests.test_stats import LOGTAIL, calls
 
 CORPORA = ("v0.7", "v0.8", "v0.8.1")
@@ -248,3 +251,53 @@ def test_distinct_users_are_exact_up_to_the_set_size_then_within_the_documented_
     for n in range(200):
         sketch.add(user_hash(str(n)))
     assert abs(sketch.estimate() - 200) <= 7  # linear counting: ±2.2 (one standard error) at this size
+
+
+def test_a_second_full_replay_leaves_the_collector_numbers_unchanged(
+    samples: Path, collector: DevCollector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replayed again from scratch (a new replay state), the same files give the same cumulative series (same
+    start times, same totals) and the same distinct-user gauges: nothing is counted twice at the backend."""
+    expected = truth(samples, "v0.8.1")
+    collector_numbers(collector, tmp_path / "first", "v0.8.1", monkeypatch)
+    points, received = collector_numbers(collector, tmp_path / "second", "v0.8.1", monkeypatch)
+    assert len({p["time_unix_nano"] for p in points if p["name"] == "librechat.requests"}) > 1
+    for key in ("users", "requests", "outcomes", "by_endpoint"):
+        assert received[key] == expected[key], key
+
+
+def _event(name: str, seconds: float, **attributes: Any) -> Event:
+    return Event(name, int(seconds * 1e9), "debug", 5, "", dict(attributes), "debug", "logs/debug.log", 1, 0, 1)
+
+
+def _points(request: Any, name: str) -> list[Any]:
+    metrics = [m for rm in request.resource_metrics for sm in rm.scope_metrics for m in sm.metrics if m.name == name]
+    return [p for m in metrics for p in getattr(m, m.WhichOneof("data")).data_points]
+
+
+def test_no_identifier_is_an_attribute_of_the_users_gauge_even_when_allowed() -> None:
+    allowed = ["user.id", "gen_ai.conversation.id", "librechat.request.id"]
+    config = MetricsConfig.model_validate({"allowed_attributes": allowed})
+    aggregator = Aggregator(config, {"service.name": "librechat"}, "0")
+    ids = {"user.id": "u1", "gen_ai.conversation.id": "c1", "librechat.request.id": "r1"}
+    aggregator.add([_event("librechat.token.usage", 3600.5, **{"librechat.token.context": "message"}, **ids)])
+    request = aggregator.request(aggregator.take(), None, 0)
+    day, hour = sorted(_points(request, "librechat.users.active"), key=lambda p: p.start_time_unix_nano)
+    for point in (day, hour):
+        assert [kv.key for kv in point.attributes] == ["librechat.users.window"] and point.as_int == 1
+    assert (day.start_time_unix_nano, hour.start_time_unix_nano) == (0, 3600 * 10**9)
+    (opted_in,) = _points(request, "librechat.requests")  # the other metrics follow metrics.allowed_attributes
+    assert {kv.key for kv in opted_in.attributes} == set(ids)
+
+
+def test_hourly_totals_survive_a_failed_export() -> None:
+    aggregator = Aggregator(MetricsConfig(), {"service.name": "librechat"}, "0")
+    usage = {"librechat.token.context": "message", "librechat.endpoint": "openAI"}
+    aggregator.add([_event("librechat.token.usage", t, **usage) for t in (10, 20, 3610, 7210, 7220)])
+    taken = aggregator.take()
+    first = [(p.time_unix_nano, p.as_int) for p in _points(aggregator.request(taken, None, 0), "librechat.requests")]
+    assert first == [(20 * 10**9, 2), (3610 * 10**9, 3), (7220 * 10**9, 5)]  # an hour's total, oldest first
+    aggregator.give_back(taken)  # the export failed
+    again = aggregator.request(aggregator.take(), None, 0)
+    assert [(p.time_unix_nano, p.as_int) for p in _points(again, "librechat.requests")] == first
+    assert aggregator.request(aggregator.take(), None, 0).resource_metrics == []
