@@ -208,6 +208,36 @@ def test_meili_lines_have_inferred_times_and_search_attributes() -> None:
     assert error.event_name == "librechat.search.error"
 
 
+def test_v081_meili_wording_has_phases_and_counts() -> None:
+    progress = parse('{"level":"info","message":"[syncWithMeili] Progress: 34% (100/293)"}', "meili").attributes
+    assert (progress["librechat.search.phase"], progress["librechat.search.documents"]) == ("processed", 100)
+    assert progress["librechat.search.total"] == 293
+    done = parse('{"level":"info","message":"[syncWithMeili] Completed sync for messages in 21969ms"}', "meili")
+    assert done.attributes["librechat.search.phase"] == "completed"
+    assert done.attributes["librechat.search.duration_ms"] == 21969
+    orphans = parse(
+        "2025-12-12T23:28:03.058Z info: [indexSync] Deleting 700 documents without user field from messages index\n"
+    ).attributes
+    assert (orphans["librechat.search.phase"], orphans["librechat.search.documents"]) == ("orphans_deleting", 700)
+    assert orphans["librechat.search.collection"] == "messages"
+
+
+def test_a_violation_cut_short_in_the_debug_header_is_still_a_violation() -> None:
+    event = parse(
+        "2025-12-12T23:58:11.934Z error: [handleAbortError] AI response error; aborting request: "
+        '{"type":"token_balance","balance":7560.75,"tokenCost":8611.9,"promptToken... [truncated]\n'
+    )
+    assert event.event_name == "librechat.violation"
+    assert event.attributes["librechat.violation.type"] == "token_balance"
+    assert event.attributes["librechat.token.cost"] == 8611.9
+    assert "librechat.violation.prompt_tokens" not in event.attributes
+    cut_inside_the_type = parse(
+        '2025-12-12T23:58:11.934Z error: [handleAbortError] AI response error; aborting request: {"type":"tok'
+        "... [truncated]\n"
+    )
+    assert cut_inside_the_type.event_name == "librechat.error"
+
+
 @pytest.mark.parametrize(
     ("data", "truncated", "error"),
     [
