@@ -230,7 +230,7 @@ class Aggregator:
         self._hour = time_unix_nano - time_unix_nano % HOUR_NS
         if len(self._sealed) >= MAX_SEALED:
             return
-        for series_id in sorted(self._since_seal, key=repr):
+        for series_id in self._since_seal:
             series = self._series[series_id[0]][series_id[1]]
             self._sealed.append((series_id, replace(series, buckets=list(series.buckets))))
         self._since_seal.clear()
