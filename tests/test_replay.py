@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from logtail.commands.demo import CORPORA
 from logtail.commands.progress import Progress
 from logtail.commands.replay import NS, Window, parse_time, select_files
 from logtail.commands.replay_state import ReplayState, StateError
@@ -64,11 +65,11 @@ def expected_calls(*corpora: Path) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
-def test_both_corpora_arrive_exactly_once_and_a_second_run_sends_nothing(
+def test_every_corpus_arrives_exactly_once_and_a_second_run_sends_nothing(
     protocol: str, collector: DevCollector, samples: Path, tmp_path: Path
 ) -> None:
     endpoint = collector.grpc_endpoint if protocol == "grpc" else collector.http_endpoint
-    corpora = (samples / "v0.7", samples / "v0.8")
+    corpora = tuple(samples / corpus for corpus in CORPORA)
     state = tmp_path / "state" / "replay.json"
     done = replay(*corpora, "--endpoint", endpoint, "--protocol", protocol, state=state)
     assert done.returncode == 0, done.stderr
