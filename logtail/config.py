@@ -150,6 +150,7 @@ class MetricsConfig(_Section):
     max_series: Count = 2000
     max_models: Count = 100
     interval: Seconds = 10.0
+    credits_per_usd: Annotated[StrictFloat, Field(gt=0)] = 1_000_000.0
     allowed_attributes: list[Literal["user.id", "gen_ai.conversation.id", "librechat.request.id"]] = []
 
 

@@ -110,6 +110,8 @@ def raw_from_debug(text: str, header: re.Match[str]) -> Raw:
     rest = text[header.end() :].rstrip("\r\n")
     if level == "debug":
         rest, fields = _split_metadata(rest)
+        if not fields and rest.endswith("}"):  # v0.8 appends the request context to block-less headers too
+            rest, fields = _split_context(rest)
     else:
         rest, fields = _split_context(rest)
     return Raw(level=level, message=rest, time_ns=iso_to_ns(header.group(1)), fields=fields)

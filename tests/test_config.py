@@ -217,6 +217,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "metrics.max_series": ("10", 10),
     "metrics.max_models": ("5", 5),
     "metrics.interval": ("30", 30.0),
+    "metrics.credits_per_usd": ("1000", 1000.0),
     "metrics.allowed_attributes": ("user.id,librechat.request.id", ["user.id", "librechat.request.id"]),
     "self.health_address": ("[::1]:9464", "[::1]:9464"),
     "self.log_format": ("json", "json"),

@@ -16,11 +16,13 @@ from typing import Any, Final
 import orjson
 import pytest
 import yaml
-from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric
 
+from logtail.commands.stats import OUTCOMES as REQUEST_OUTCOMES
 from logtail.config import Config, OpenObserveConfig
 from logtail.export.metrics import CACHE_TOKEN_TYPES, INSTRUMENTS, TOKEN_TYPES, cumulative_sum, histogram, self_metrics
 from logtail.export.profiles import LOKI_LABELS
+from logtail.export.users import WINDOWS
 from logtail.service.selfmetrics import OUTCOMES, SelfMetrics
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -57,6 +59,7 @@ PROMQL_WORDS: Final = frozenset(
         "count",
         "bool",
         "offset",
+        "max_over_time",
     ]
 )
 SQL_WORDS: Final = frozenset(
@@ -82,7 +85,7 @@ SQL_WORDS: Final = frozenset(
         "histogram",
     ]
 )
-UNIT_WORDS: Final = {"s": "seconds", "By": "bytes", "ms": "milliseconds"}  # brace annotations are dropped
+UNIT_WORDS: Final = {"s": "seconds", "By": "bytes", "ms": "milliseconds", "USD": "USD"}  # brace annotations are dropped
 RESOURCE_LABELS: Final = frozenset({"job", "instance"})  # service.name / service.instance.id after Prometheus
 LOKI_FIELDS: Final = frozenset({"event_name", "severity_text", "detected_level"})  # record fields Loki stores
 
@@ -127,7 +130,14 @@ def exported_metrics() -> list[Metric]:
     own.add_bytes("debug", 1)
     own.set_lag("debug", 1)
     own.observe_export(0.1, acked=True)
-    made = [histogram(i, []) if i.kind == "histogram" else cumulative_sum(i, []) for i in INSTRUMENTS.values()]
+    made = [
+        histogram(i, [])
+        if i.kind == "histogram"
+        else Metric(name=i.name, unit=i.unit, gauge=Gauge())
+        if i.kind == "gauge"
+        else cumulative_sum(i, [])
+        for i in INSTRUMENTS.values()
+    ]
     return made + self_metrics(own.snapshot(), 0)
 
 
@@ -169,6 +179,8 @@ KNOWN_VALUES: Final = {
     "gen_ai_token_type": {t for _, t in (*TOKEN_TYPES, *CACHE_TOKEN_TYPES)},
     "logtail_outcome": set(OUTCOMES),
     "librechat_auth_outcome": {"success", "failure"},  # events.md §3
+    "librechat_request_outcome": set(REQUEST_OUTCOMES),
+    "librechat_users_window": set(WINDOWS),
 }
 
 
@@ -321,6 +333,12 @@ def test_openobserve_dashboard_shape_and_queries() -> None:
         r"librechat\.auth\.login|librechat_auth_logins",
         r"librechat\.ban|librechat_bans",
         r"librechat_search_documents|librechat\.search\.error",
+        r"librechat_users_active\{librechat_users_window=\"day\"\}",
+        r"by \(gen_ai_request_model\) \(increase\(librechat_requests(_total)?\[",
+        r"by \(gen_ai_request_model\) \(delta\(librechat_cost(_USD)?\[",
+        r"by \(librechat_endpoint, librechat_request_outcome\) \(increase\(librechat_requests_completed",
+        r"librechat_request_outcome=\"error\".*/ sum by \(librechat_endpoint\)",
+        r"histogram_quantile\(0\.95, sum by \(le\) \(rate\(librechat_request_duration(_seconds)?_bucket",
     ],
 )
 def test_both_dashboards_cover_the_topic(topic: str) -> None:

@@ -51,6 +51,40 @@ def output_tokens_in_metric(points: list[dict[str, Any]]) -> Counter[str]:
     return tokens
 
 
+def last_points(points: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The latest point of each series of a cumulative metric: its total."""
+    last: dict[str, dict[str, Any]] = {}
+    for point in points:
+        if point["name"] == name:
+            last[repr(sorted(point["attributes"].items()))] = point
+    return list(last.values())
+
+
+def request_metrics(points: list[dict[str, Any]]) -> list[str]:
+    """A short summary of active users, requests, cost and outcomes as the collector received them."""
+    days: dict[str, Any] = {}
+    for point in points:
+        if point["name"] == "librechat.users.active" and point["attributes"].get("librechat.users.window") == "day":
+            days[time.strftime("%Y-%m-%d", time.gmtime(point["start_time_unix_nano"] // 1_000_000_000))] = point
+    models: Counter[str] = Counter()
+    for point in last_points(points, "librechat.requests"):
+        models[point["attributes"].get("gen_ai.request.model", NO_MODEL)] += point["value"]
+    cost = sum(point["value"] for point in last_points(points, "librechat.cost"))
+    outcomes: Counter[str] = Counter()
+    for point in last_points(points, "librechat.requests.completed"):
+        outcomes[point["attributes"]["librechat.request.outcome"]] += point["value"]
+    durations = last_points(points, "librechat.request.duration")
+    count = sum(point["count"] for point in durations)
+    mean = sum(point["sum"] for point in durations) / count if count else 0.0
+    return [
+        "Request metrics: active users per UTC day "
+        + ", ".join(f"{day} {p['value']:,}" for day, p in sorted(days.items())),
+        f"  {models.total():,} requests (" + ", ".join(f"{m} {n:,}" for m, n in models.most_common(2)) + ", …),"
+        f" {cost:,.4f} USD, outcomes " + ", ".join(f"{o} {n:,}" for o, n in sorted(outcomes.items())) + ","
+        f" {count:,} durations (mean {mean:.2f} s)",
+    ]
+
+
 def replay_samples(collector: DevCollector, workdir: Path) -> ReplayResult:
     files, bad_paths = select_files([SAMPLES / corpus for corpus in CORPORA])
     if bad_paths or not files:
@@ -96,6 +130,9 @@ def report(result: ReplayResult, collector: DevCollector) -> list[str]:
     print(f"  {'':<{width}}{'log records':>12}{'librechat.tokens':>18}")
     for model in models:
         print(f"  {model:<{width}}{from_logs[model]:>12,}{from_metric[model]:>18,}")
+
+    for line in request_metrics(collector.metrics()):
+        print(line)
 
     uids = Counter(record["attributes"].get("log.record.uid") for record in logs)
     twins = result.summary.skipped

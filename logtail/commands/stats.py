@@ -8,6 +8,7 @@ correlator found. Nothing leaves the host.
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -20,7 +21,8 @@ import typer
 
 from logtail.commands.replay import select_files
 from logtail.commands.sparkline import sparkline
-from logtail.export.metrics import CACHE_TOKEN_TYPES, MODEL, TOKEN_TYPES
+from logtail.config import MetricsConfig
+from logtail.export.metrics import CACHE_TOKEN_TYPES, ENDPOINT, MODEL, TOKEN_TYPES, cost_usd, outcome
 from logtail.pipeline import TWIN, Pipeline
 from logtail.source.parse_workers import ParseWorkers, jobs_for
 from logtail.source.read import READ_ERRORS, reason
@@ -30,10 +32,13 @@ from parsers.moderation import BAN
 from parsers.records import DEFAULT_MAX_RECORD
 from parsers.tokens import TRANSACTION, USAGE
 
+OUTCOMES: Final = ("completed", "aborted", "error", "insufficient_balance")
+
 EXIT_BAD_PATH: Final = 2
 UNKNOWN: Final = "(unknown)"
 TOP: Final = 10
 TOP_EXCEPTIONS: Final = 3
+DAY_COLUMNS: Final = 7
 TOKEN_KINDS: Final = (*TOKEN_TYPES, *CACHE_TOKEN_TYPES)  # (attribute, token type)
 TOKEN_COLUMNS: Final = ("requests", *(token_type for _, token_type in TOKEN_KINDS), "total")
 
@@ -42,6 +47,7 @@ TOKEN_COLUMNS: Final = ("requests", *(token_type for _, token_type in TOKEN_KIND
 class Stats:
     """Totals over the events seen; `Counter` keys carry the UTC day (`YYYY-MM-DD`) where a table shows days."""
 
+    credits_per_usd: float = MetricsConfig().credits_per_usd
     records: int = 0
     twins: int = 0
     days: set[str] = field(default_factory=set)
@@ -56,6 +62,12 @@ class Stats:
     banned_users: Counter[str] = field(default_factory=Counter)
     banned_addresses: Counter[str] = field(default_factory=Counter)
     login_failures: Counter[tuple[str, str]] = field(default_factory=Counter)  # (client address, day)
+    active_users: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # day -> user ids
+    responses: Counter[tuple[str, str]] = field(default_factory=Counter)  # (model, day): librechat.requests
+    user_responses: Counter[str] = field(default_factory=Counter)
+    cost: defaultdict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))  # (model, day)
+    user_cost: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, outcome)
 
     def add(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -69,6 +81,14 @@ class Stats:
             name = event.event_name
             model = str(attributes.get(MODEL, UNKNOWN))
             user = str(attributes.get("user.id", UNKNOWN))
+            if user != UNKNOWN:
+                self.active_users[day].add(user)
+            ended = outcome(event)
+            if ended is not None:
+                self.outcomes[str(attributes.get(ENDPOINT, UNKNOWN)), ended] += 1
+                if ended == "completed":
+                    self.responses[model, day] += 1
+                    self.user_responses[user] += 1
             if name == USAGE:
                 self.requests[model] += 1
                 for key, token_type in TOKEN_KINDS:
@@ -79,6 +99,9 @@ class Stats:
                 amount = _number(attributes.get("librechat.credits"))
                 self.credits[model, day] += amount
                 self.user_credits[user] += amount
+                usd = sum(part for _, part in cost_usd(attributes, self.credits_per_usd))
+                self.cost[model, day] += usd
+                self.user_cost[user] += usd
             elif name == BAN:
                 self.bans[day] += 1
                 self.banned_users[user] += 1
@@ -110,10 +133,46 @@ class Stats:
         )
         addresses = sorted({a for a, _ in self.login_failures}, key=lambda a: (-_sum(self.login_failures, a), a))
         sources = sorted({s for s, _ in self.errors}, key=lambda s: (-_sum(self.errors, s), s))
+        per_user = [n for user, n in self.user_responses.items() if user != UNKNOWN]
+        endpoints = sorted({endpoint for endpoint, _ in self.outcomes}, key=lambda e: (e == UNKNOWN, e))
         return {
             "records": self.records,
             "twins": self.twins,
             "days": days,
+            "active_users": {"by_day": {day: len(self.active_users[day]) for day in days}},
+            "requests": {
+                "total": sum(self.responses.values()),
+                "by_model": {
+                    m: {"total": _sum(self.responses, m), "by_day": _by_day(self.responses, days, m)}
+                    for m in sorted({m for m, _ in self.responses})
+                },
+                "by_day": _by_day(self.responses, days),
+            },
+            # Model responses per user, as a MongoDB exporter's messages per user (population deviation).
+            "messages_per_user": {
+                "users": len(per_user),
+                "mean": _round(statistics.fmean(per_user)) if per_user else 0.0,
+                "stddev": _round(statistics.pstdev(per_user)) if per_user else 0.0,
+                "without_user": self.user_responses[UNKNOWN],
+            },
+            "cost_usd": {
+                "credits_per_usd": self.credits_per_usd,
+                "total": _round(sum(self.cost.values())),
+                "by_model": {
+                    m: {"total": _round(_sum(self.cost, m)), "by_day": _by_day(self.cost, days, m)}
+                    for m in sorted({m for m, _ in self.cost})
+                },
+                "by_day": _by_day(self.cost, days),
+                "top_users": [
+                    {"user": u, "usd": _round(usd)}
+                    for u, usd in sorted(self.user_cost.items(), key=lambda item: (-item[1], item[0]))
+                    if u != UNKNOWN
+                ][:TOP],
+            },
+            "outcomes": {
+                "total": {o: sum(n for (_, o2), n in self.outcomes.items() if o2 == o) for o in OUTCOMES},
+                "by_endpoint": {e: {o: self.outcomes[e, o] for o in OUTCOMES} for e in endpoints},
+            },
             "tokens": {
                 "total": sum(self.tokens.values()),
                 "by_model": tokens_by_model,
@@ -210,6 +269,7 @@ def report(doc: dict[str, Any]) -> str:
     days = doc["days"]
     span = f"{days[0]} … {days[-1]} ({len(days)} days)" if days else "no dated records"
     lines = [f"{doc['records']:,} records, {doc['twins']:,} debug-file twins counted once; {span}", ""]
+    lines += requests_report(doc)
     tokens = doc["tokens"]
     lines += table(
         f"Tokens by model ({tokens['total']:,} in all)",
@@ -269,13 +329,65 @@ def report(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def requests_report(doc: dict[str, Any]) -> list[str]:
+    """Active users, model responses, cost in US dollars and how requests ended."""
+    days = doc["days"]
+    lines = table(
+        "Active users by day (distinct user ids in the records)",
+        ["day", "users"],
+        [[day, f"{doc['active_users']['by_day'][day]:,}"] for day in days],
+    )
+    requests = doc["requests"]
+    columns = days if len(days) <= DAY_COLUMNS else []  # a longer span shows a sparkline instead
+    lines += table(
+        f"Requests (model responses) by model ({requests['total']:,} in all)",
+        ["model", *columns, "total", "per day"],
+        [
+            [m, *(f"{r['by_day'][day]:,}" for day in columns), f"{r['total']:,}", _spark(r["by_day"])]
+            for m, r in sorted(requests["by_model"].items(), key=lambda item: (-item[1]["total"], item[0]))
+        ],
+    )
+    per_user = doc["messages_per_user"]
+    lines += [
+        f"Messages per user: mean {per_user['mean']:,.2f}, standard deviation {per_user['stddev']:,.2f} over"
+        f" {per_user['users']:,} users ({per_user['without_user']:,} responses without a user id)",
+        "",
+    ]
+    cost = doc["cost_usd"]
+    lines += table(
+        f"Cost in USD by model ({cost['total']:,.4f} in all, {cost['credits_per_usd']:,.0f} credits = 1 USD)",
+        ["model", *columns, "total", "per day"],
+        [
+            [m, *(f"{c['by_day'][day]:,.4f}" for day in columns), f"{c['total']:,.4f}", _spark(c["by_day"])]
+            for m, c in sorted(cost["by_model"].items(), key=lambda item: (-item[1]["total"], item[0]))
+        ],
+    )
+    lines += table(
+        f"Top users by cost (at most {TOP})",
+        ["user", "USD"],
+        [[u["user"], f"{u['usd']:,.4f}"] for u in cost["top_users"]],
+    )
+    outcomes = doc["outcomes"]
+    lines += table(
+        "Request outcomes by endpoint",
+        ["endpoint", *OUTCOMES, "error rate"],
+        [[e, *(f"{counts[o]:,}" for o in OUTCOMES), _rate(counts)] for e, counts in outcomes["by_endpoint"].items()],
+    )
+    return lines
+
+
+def _rate(counts: dict[str, int]) -> str:
+    ended = sum(counts.values())
+    return f"{counts['error'] / ended:.1%}" if ended else "-"
+
+
 # Command -----------------------------------------------------------------------------------------------
-def collect(paths: list[Path], err: IO[str]) -> tuple[Stats, bool]:
+def collect(paths: list[Path], err: IO[str], credits_per_usd: float | None = None) -> tuple[Stats, bool]:
     """Stats of every log file under `paths`; False when a path or file could not be read (reported on `err`)."""
     files, bad = select_files(paths)
     for problem in bad:
         err.write(f"logtail stats: {problem}\n")
-    stats = Stats()
+    stats = Stats() if credits_per_usd is None else Stats(credits_per_usd=credits_per_usd)
     pipeline = Pipeline(error_family=any(f.family == "error" for f in files))
     damaged: list[Path] = []
     with ParseWorkers(jobs_for(files), scrub=pipeline.scrub) as workers:
@@ -292,9 +404,14 @@ def collect(paths: list[Path], err: IO[str]) -> tuple[Stats, bool]:
 def stats_command(
     paths: Annotated[list[Path], typer.Argument(help="logs directories, files or .gz archives", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document instead of tables")] = False,
+    credits_per_usd: Annotated[
+        float | None,
+        typer.Option(min=0.000001, help="token credits per US dollar (default: metrics.credits_per_usd's default)"),
+    ] = None,
 ) -> None:
-    """Report tokens and credits by model and day, top users, errors, bans and login failures."""
-    stats, ok = collect(paths, sys.stderr)
+    """Report active users, requests, cost and outcomes, tokens and credits by model and day, top users,
+    errors, bans and login failures."""
+    stats, ok = collect(paths, sys.stderr, credits_per_usd)
     doc = stats.document()
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")

@@ -3,13 +3,15 @@
 Cumulative totals, aggregated here rather than with the SDK's meter: every point carries the time of the
 records it counts (a replay of last week's files yields last week's points), only series that changed since
 the last acknowledged export are sent again, and cardinality is bounded before anything is stored.
+When records move to another UTC hour, the totals reached before are kept as points of their own, so an export
+covering many hours of records (a replay) still lets a backend tell each hour's and day's increase.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import orjson
@@ -31,9 +33,13 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from logtail.config import MetricsConfig
 from logtail.export.encode import INT64_MAX, INT64_MIN, SCOPE_NAME, key_values
+from logtail.export.users import HOUR_NS, ActiveUsers
 from logtail.pipeline import TWIN
+from logtail.pipeline.correlate import DURATION, MESSAGE
 from logtail.service.selfmetrics import DURATION_BOUNDS, Snapshot
 from parsers.event import Event
+from parsers.moderation import ABORTED, VIOLATION
+from parsers.tokens import USAGE
 
 MODEL: Final = "gen_ai.request.model"
 OTHER: Final = "other"
@@ -50,7 +56,17 @@ CACHE_TOKEN_TYPES: Final = (
     ("gen_ai.usage.cache_creation.input_tokens", "cache_creation"),
 )
 MODEL_KEYS: Final = ("gen_ai.request.model", "gen_ai.provider.name")
+ENDPOINT: Final = "librechat.endpoint"
+OUTCOME: Final = "librechat.request.outcome"
+USERS: Final = "librechat.users.active"
+USERS_WINDOW: Final = "librechat.users.window"
+_WINDOW_START: Final = "start"  # part of a users series key, not an attribute: the point's start time says it
+# Transaction parts -> gen_ai.token.type, for librechat.cost.
+COST_PARTS: Final = (("librechat.token.prompt", "input"), ("librechat.token.completion", "output"))
+# gen_ai.client.operation.duration buckets recommended by the GenAI semantic conventions, in seconds.
+RESPONSE_BOUNDS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 SEARCH_KEYS: Final = ("librechat.search.phase", "librechat.search.collection")
+MAX_SEALED: Final = 100_000  # hourly totals kept between two exports
 _CUMULATIVE: Final = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 
 AttrKey = tuple[tuple[str, Any], ...]
@@ -62,7 +78,7 @@ class Instrument:
     name: str
     unit: str
     description: str
-    kind: str  # "sum" | "histogram"
+    kind: str  # "sum" | "histogram" | "gauge"
     monotonic: bool = True
     bounds: tuple[float, ...] = ()
 
@@ -84,8 +100,49 @@ INSTRUMENTS: Final = {
         Instrument("librechat.auth.logins", "{login}", "Login attempts, by outcome", "sum"),
         Instrument("librechat.errors", "{error}", "Error records, by source", "sum"),
         Instrument("librechat.search.documents", "{document}", "Search index documents, by sync phase", "sum"),
+        Instrument("librechat.requests", "{request}", "Model responses, by model, provider and endpoint", "sum"),
+        Instrument(
+            "librechat.requests.completed",
+            "{request}",
+            "Requests ended, by outcome (completed, aborted, error, insufficient_balance) and endpoint",
+            "sum",
+        ),
+        Instrument(
+            "librechat.cost",
+            "USD",
+            "Spent token credits in US dollars, by model and token type",
+            "sum",
+            monotonic=False,
+        ),
+        Instrument(
+            "librechat.request.duration",
+            "s",
+            "From the balance check before a model call to the token spend after it (an estimate from log times)",
+            "histogram",
+            bounds=RESPONSE_BOUNDS,
+        ),
+        Instrument(USERS, "{user}", "Distinct users seen in the UTC day or hour of the point's start time", "gauge"),
     )
 }
+
+
+def outcome(event: Event) -> str | None:
+    """How a request ended, for the record that says so (librechat.requests.completed); None for other records.
+
+    A model response (token usage of context `message`) completed; an abort, a stream error or a
+    `token_balance` violation ended its request otherwise. The partial response of an abort is logged as usage
+    of context `incomplete` and is not a completion."""
+    name = event.event_name
+    attributes = event.attributes
+    if name == USAGE:
+        return "completed" if attributes.get("librechat.token.context") == MESSAGE else None
+    if name == ABORTED:
+        return "aborted"
+    if name == VIOLATION:
+        return "insufficient_balance" if attributes.get("librechat.violation.type") == "token_balance" else None
+    if name == "librechat.error" and attributes.get("librechat.error.source") == "stream":
+        return "error"
+    return None
 
 
 @dataclass(slots=True)
@@ -99,16 +156,32 @@ class Series:
     buckets: list[int] = field(default_factory=list)
 
 
+SeriesId = tuple[str, AttrKey]
+
+
+@dataclass(slots=True)
+class Taken:
+    """What one export sends: the series changed since the last one and the hourly totals kept meanwhile."""
+
+    series: set[SeriesId] = field(default_factory=set)
+    sealed: list[tuple[SeriesId, Series]] = field(default_factory=list)
+
+
 class Aggregator:
     """Cumulative metric series built from events; `request` holds what changed since the last acknowledgement."""
 
     def __init__(self, config: MetricsConfig, resource: Mapping[str, Any], scope_version: str) -> None:
         self._max_series = config.max_series
         self._max_models = config.max_models
+        self._credits_per_usd = config.credits_per_usd
+        self._users = ActiveUsers()
         self._opt_in = tuple(config.allowed_attributes)
         self._series: dict[str, dict[AttrKey, Series]] = {name: {} for name in INSTRUMENTS}
         self._models: set[str] = set()
-        self._dirty: set[tuple[str, AttrKey]] = set()
+        self._dirty: set[SeriesId] = set()
+        self._sealed: list[tuple[SeriesId, Series]] = []  # totals at the end of an hour, oldest first
+        self._since_seal: set[SeriesId] = set()
+        self._hour = -HOUR_NS  # start of the UTC hour of the latest record
         self._resource = Resource(attributes=key_values(resource))
         self._self_resource = Resource(attributes=key_values({**resource, "service.name": SCOPE_NAME}))
         self._scope = InstrumentationScope(name=SCOPE_NAME, version=scope_version)
@@ -126,13 +199,22 @@ class Aggregator:
         handlers = self._handlers
         opt_in = self._opt_in
         for event in events:
+            if not 0 <= event.time_unix_nano - self._hour < HOUR_NS:
+                self._seal(event.time_unix_nano)
             attributes = event.attributes
             if attributes.get(TWIN):
                 continue
+            user = attributes.get("user.id")
+            if isinstance(user, str):
+                self._users.add(user, event.time_unix_nano)
             extra: Labels = [(key, attributes[key]) for key in opt_in if key in attributes]
             handler = handlers.get(event.event_name)
             if handler is not None:
                 handler(event, extra)
+            ended = outcome(event)
+            if ended is not None:
+                labels = [(OUTCOME, ended), *_endpoint(attributes), *extra]
+                self._record("librechat.requests.completed", event, labels, 1)
             source = attributes.get("librechat.error.source")
             if source is not None:
                 self._record("librechat.errors", event, [("librechat.error.source", source), *extra], 1)
@@ -140,6 +222,18 @@ class Aggregator:
             if isinstance(documents, int | float) and not isinstance(documents, bool):
                 labels = [(key, attributes[key]) for key in SEARCH_KEYS if key in attributes]
                 self._record("librechat.search.documents", event, labels + extra, documents)
+
+    def _seal(self, time_unix_nano: int) -> None:
+        """Keeps the totals of the series changed in the hour that ends (files of several families are read one
+        after the other, so the hour of records may also step back). Past `MAX_SEALED` kept points, hours
+        merge until the next export."""
+        self._hour = time_unix_nano - time_unix_nano % HOUR_NS
+        if len(self._sealed) >= MAX_SEALED:
+            return
+        for series_id in self._since_seal:
+            series = self._series[series_id[0]][series_id[1]]
+            self._sealed.append((series_id, replace(series, buckets=list(series.buckets))))
+        self._since_seal.clear()
 
     def _by(self, name: str, *keys: str) -> Callable[[Event, Labels], None]:
         def count(event: Event, extra: Labels) -> None:
@@ -165,6 +259,11 @@ class Aggregator:
     def _tokens(self, event: Event, extra: Labels) -> None:
         attributes = event.attributes
         labels = self._model_labels(attributes) + extra
+        if attributes.get("librechat.token.context") == MESSAGE:
+            self._record("librechat.requests", event, labels + _endpoint(attributes), 1)
+            duration = attributes.get(DURATION)
+            if isinstance(duration, int | float) and not isinstance(duration, bool) and duration >= 0:
+                self._record("librechat.request.duration", event, labels + _endpoint(attributes), duration / 1000)
         for key, token_type in TOKEN_TYPES:
             tokens = attributes.get(key)
             if isinstance(tokens, int) and not isinstance(tokens, bool):
@@ -177,9 +276,15 @@ class Aggregator:
                 self._record("librechat.tokens", event, [("gen_ai.token.type", token_type), *labels], tokens)
 
     def _credits(self, event: Event, extra: Labels) -> None:
-        amount = event.attributes.get("librechat.credits")
-        if isinstance(amount, int | float) and not isinstance(amount, bool):
-            self._record("librechat.credits", event, self._model_labels(event.attributes) + extra, amount)
+        attributes = event.attributes
+        amount = attributes.get("librechat.credits")
+        if not isinstance(amount, int | float) or isinstance(amount, bool):
+            return
+        labels = self._model_labels(attributes) + extra
+        self._record("librechat.credits", event, labels, amount)
+        for token_type, usd in cost_usd(attributes, self._credits_per_usd):
+            typed = labels if token_type is None else [("gen_ai.token.type", token_type), *labels]
+            self._record("librechat.cost", event, typed, usd)
 
     def _record(self, name: str, event: Event, labels: Sequence[tuple[str, Any]], value: float) -> None:
         key: AttrKey = tuple(sorted((k, _label(v)) for k, v in labels))
@@ -200,24 +305,42 @@ class Aggregator:
         if series.buckets:
             series.buckets[bisect.bisect_left(INSTRUMENTS[name].bounds, value)] += 1
         self._dirty.add((name, key))
+        self._since_seal.add((name, key))
 
     # Export --------------------------------------------------------------------------------------------
-    def take(self) -> set[tuple[str, AttrKey]]:
-        """The series changed since the last acknowledged export; `give_back` them if the export fails."""
-        dirty, self._dirty = self._dirty, set()
-        return dirty
+    def take(self) -> Taken:
+        """What changed since the last acknowledged export; `give_back` it if the export fails."""
+        taken = Taken(self._dirty, self._sealed)
+        self._dirty, self._sealed = set(), []
+        self._since_seal.clear()  # the points taken now hold the totals so far
+        for kind, start in self._users.take():
+            taken.series.add((USERS, ((USERS_WINDOW, kind), (_WINDOW_START, start))))
+        return taken
 
-    def give_back(self, taken: set[tuple[str, AttrKey]]) -> None:
-        self._dirty |= taken
+    def give_back(self, taken: Taken) -> None:
+        self._users.give_back({(key[0][1], key[1][1]) for name, key in taken.series if name == USERS})
+        series = {(name, key) for name, key in taken.series if name != USERS}
+        self._dirty |= series
+        self._since_seal |= series
+        self._sealed[:0] = taken.sealed
 
-    def request(
-        self, taken: set[tuple[str, AttrKey]], snapshot: Snapshot | None, now_unix_nano: int
-    ) -> ExportMetricsServiceRequest:
-        """Points of the `taken` series, plus logtail's own metrics from `snapshot` stamped `now`."""
-        by_name: dict[str, list[AttrKey]] = {}
-        for name, key in sorted(taken, key=lambda item: (item[0], repr(item[1]))):
-            by_name.setdefault(name, []).append(key)
-        metrics = [self._metric(INSTRUMENTS[name], keys) for name, keys in by_name.items()]
+    def request(self, taken: Taken, snapshot: Snapshot | None, now_unix_nano: int) -> ExportMetricsServiceRequest:
+        """Points of the `taken` series (the hourly totals first, oldest first), plus logtail's own metrics from
+        `snapshot` stamped `now`."""
+        by_name: dict[str, list[tuple[AttrKey, Series]]] = {}
+        last_sealed: dict[SeriesId, int] = {}
+        for (name, key), series in taken.sealed:
+            by_name.setdefault(name, []).append((key, series))
+            last_sealed[name, key] = series.count
+        windows: list[AttrKey] = []
+        for name, key in sorted(taken.series, key=lambda item: (item[0], repr(item[1]))):
+            if name == USERS:
+                windows.append(key)
+            elif last_sealed.get((name, key)) != self._series[name][key].count:  # not sent twice
+                by_name.setdefault(name, []).append((key, self._series[name][key]))
+        metrics = [self._metric(INSTRUMENTS[name], points) for name, points in sorted(by_name.items())]
+        if windows:
+            metrics.append(self._users_metric(INSTRUMENTS[USERS], windows))
         resource_metrics = []
         if metrics:
             resource_metrics.append(
@@ -234,8 +357,8 @@ class Aggregator:
             )
         return ExportMetricsServiceRequest(resource_metrics=resource_metrics)
 
-    def _metric(self, instrument: Instrument, keys: Sequence[AttrKey]) -> Metric:
-        streams = self._series[instrument.name]
+    @staticmethod
+    def _metric(instrument: Instrument, streams: Sequence[tuple[AttrKey, Series]]) -> Metric:
         if instrument.kind == "histogram":
             points = [
                 HistogramDataPoint(
@@ -247,14 +370,46 @@ class Aggregator:
                     bucket_counts=s.buckets,
                     explicit_bounds=[float(b) for b in instrument.bounds],
                 )
-                for s, key in ((streams[key], key) for key in keys)
+                for key, s in streams
             ]
             return histogram(instrument, points)
-        points_n = [
-            number_point(dict(key), s.start_unix_nano, s.time_unix_nano, s.value)
-            for s, key in ((streams[key], key) for key in keys)
-        ]
+        points_n = [number_point(dict(key), s.start_unix_nano, s.time_unix_nano, s.value) for key, s in streams]
         return cumulative_sum(instrument, points_n)
+
+    def _users_metric(self, instrument: Instrument, keys: Sequence[AttrKey]) -> Metric:
+        """One point per window, oldest first; its start time is the window's start, its time the latest record's."""
+        points = []
+        for key in sorted(keys, key=lambda k: (k[1][1], k[0][1])):
+            (_, kind), (_, start) = key
+            time, users = self._users.point((kind, start))
+            points.append(number_point({USERS_WINDOW: kind}, start, time, users))
+        return Metric(
+            name=instrument.name,
+            unit=instrument.unit,
+            description=instrument.description,
+            gauge=Gauge(data_points=points),
+        )
+
+
+def cost_usd(attributes: Mapping[str, Any], credits_per_usd: float) -> list[tuple[str | None, float]]:
+    """A transaction's spending in US dollars by token type (None: a total without parts). LibreChat logs
+    spent credits as negative amounts, so a spend is a positive cost and a refund a negative one."""
+    parts: list[tuple[str | None, float]] = [
+        (token_type, value)
+        for key, token_type in COST_PARTS
+        if isinstance(value := attributes.get(key), int | float) and not isinstance(value, bool)
+    ]
+    if not parts:
+        amount = attributes.get("librechat.credits")
+        if not isinstance(amount, int | float) or isinstance(amount, bool):
+            return []
+        parts = [(None, amount)]
+    return [(token_type, -credits / credits_per_usd) for token_type, credits in parts]
+
+
+def _endpoint(attributes: Mapping[str, Any]) -> Labels:
+    endpoint = attributes.get(ENDPOINT)
+    return [] if endpoint is None else [(ENDPOINT, endpoint)]
 
 
 def _label(value: Any) -> str | int | float:

@@ -12,17 +12,16 @@ from collections.abc import Callable, Sequence
 
 from ahocorasick_rs import BytesAhoCorasick
 
-from logtail.pipeline.correlate import Correlator
+from logtail.pipeline.correlate import TWIN, Correlator
 from logtail.pipeline.emails import EMAIL_KEY, EmailPrivacy
 from logtail.pipeline.redact import TRIGGER_WORDS, Redactor
 from logtail.pipeline.settings import EmailPolicy, PrivacySettings
 from parsers.event import Event
 from parsers.records import Record
 
-__all__ = ["EmailPolicy", "Pipeline", "PrivacySettings", "Processor", "Scrub"]
+__all__ = ["TWIN", "EmailPolicy", "Pipeline", "PrivacySettings", "Processor", "Scrub"]
 
 Processor = Callable[[Event], Event]
-TWIN = "logtail.twin"
 
 
 def _untwin(event: Event) -> Event:

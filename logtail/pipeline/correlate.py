@@ -1,10 +1,16 @@
-"""Put model, provider and endpoint on token records (events.md §3).
+"""Put model, provider and endpoint on token records (events.md §3), and the user on token usage.
 
 Only `[Balance.check] Initial state` names the model and endpoint; the usage and transaction
 records of the same request follow it. They are joined by `librechat.request.id` (v0.8); releases
 that log no request context (v0.7, v0.8.1) join on the latest check of the same log stream (a directory's
 debug file and its size-rotated siblings) shortly before, and failing both, on the conversation.
 Memory is bounded: the oldest keys are forgotten first.
+
+The records that end a request (an abort, a stream error, a `token_balance` violation) are joined the same way,
+so their outcome counts for the right endpoint; an error-file record, far from any check, takes the join of its
+debug-file copy (same directory, same time). A `message` response joined to its own check (by request id
+or the stream's latest check, not merely the conversation) gets `librechat.request.duration_ms`: the time
+from the balance check before the model call to the token spend after it, an estimate from log times.
 """
 
 from __future__ import annotations
@@ -14,10 +20,19 @@ from collections import OrderedDict
 from typing import Final
 
 from parsers.event import AttrValue, Event
+from parsers.moderation import ABORTED, VIOLATION
+from parsers.tokens import TRANSACTION, USAGE
 
 CHECK: Final = "librechat.balance.check"
-TARGETS: Final = frozenset({"librechat.token.usage", "librechat.token.transaction"})
+TARGETS: Final = frozenset({USAGE, TRANSACTION})
+# Records that end a request: joined for their endpoint, never a source of joins themselves.
+ENDINGS: Final = frozenset({ABORTED, VIOLATION, "librechat.error"})
 KEYS: Final[tuple[str, ...]] = ("gen_ai.request.model", "gen_ai.provider.name", "librechat.endpoint")
+# Token usage records of releases without request context do not name the user; their check does.
+USER: Final = "user.id"
+DURATION: Final = "librechat.request.duration_ms"
+TWIN: Final = "logtail.twin"
+MESSAGE: Final = "message"  # the token context of a model's response (the others: title, summary, memory, …)
 WINDOW: Final = 10_000
 # A v0.7 check and the spending it precedes are milliseconds apart; a minute is generous and still safe.
 SAME_FLOW_NS: Final = 60 * 1_000_000_000
@@ -70,6 +85,8 @@ def provider_for(endpoint: str | None, model: str | None) -> str | None:
 
 
 Found = dict[str, AttrValue]
+# What a check said, with its time when the record joined to it is of the same request (None: same conversation).
+Joined = tuple[int | None, Found]
 
 
 class _Bounded:
@@ -78,13 +95,13 @@ class _Bounded:
     __slots__ = ("_items", "_size")
 
     def __init__(self, size: int) -> None:
-        self._items: OrderedDict[str, Found] = OrderedDict()
+        self._items: OrderedDict[str, Joined] = OrderedDict()
         self._size = size
 
-    def get(self, key: object) -> Found | None:
+    def get(self, key: object) -> Joined | None:
         return self._items.get(key) if isinstance(key, str) else None
 
-    def put(self, key: object, value: Found) -> None:
+    def put(self, key: object, value: Joined) -> None:
         if not isinstance(key, str):
             return
         self._items[key] = value
@@ -101,13 +118,14 @@ def _stream(event: Event) -> tuple[str, str]:
 class Correlator:
     """Callable processor; stateful across calls so a request split over batches still joins."""
 
-    __slots__ = ("_by_conversation", "_by_request", "_last_check")
+    __slots__ = ("_by_conversation", "_by_request", "_by_twin", "_last_check")
 
     def __init__(self, window: int = WINDOW) -> None:
         self._by_request = _Bounded(window)
         self._by_conversation = _Bounded(window)
+        self._by_twin = _Bounded(window)  # an error's debug-file copy, joined in the stream of its checks
         # Per log stream, for records without request ids: a request may straddle a size rotation.
-        self._last_check: dict[tuple[str, str], tuple[int, Found]] = {}
+        self._last_check: dict[tuple[str, str], Joined] = {}
 
     def __call__(self, event: Event) -> Event:
         attrs = event.attributes
@@ -121,26 +139,52 @@ class Correlator:
                 )
                 if provider:
                     attrs["gen_ai.provider.name"] = provider
-                found: Found = {key: attrs[key] for key in KEYS if key in attrs}
+                found: Joined = (event.time_unix_nano, {key: attrs[key] for key in (*KEYS, USER) if key in attrs})
                 request = attrs.get("librechat.request.id")
                 if request is None:
-                    self._last_check[_stream(event)] = (event.time_unix_nano, found)
+                    self._last_check[_stream(event)] = found
                 else:
                     self._by_request.put(request, found)
         elif name in TARGETS:
-            joined = self._lookup(event)
+            joined = self._lookup(event, attrs.get("gen_ai.conversation.id"))
             if joined:
-                for key, value in joined.items():
+                checked, values = joined
+                for key, value in values.items():
                     attrs.setdefault(key, value)
-                self._by_conversation.put(attrs.get("gen_ai.conversation.id"), joined)
+                if checked is not None and name == USAGE and attrs.get("librechat.token.context") == MESSAGE:
+                    attrs.setdefault(DURATION, (event.time_unix_nano - checked) / 1e6)
+                self._by_conversation.put(attrs.get("gen_ai.conversation.id"), (None, values))
+        elif name in ENDINGS:
+            joined = self._lookup(event, _conversation(attrs))
+            # The error file holds no check; its record has the time of its debug-file copy, which may join.
+            same_call = f"{os.path.dirname(event.file)}\0{event.time_unix_nano}"
+            if attrs.get(TWIN):
+                if joined:
+                    self._by_twin.put(same_call, joined)
+            elif joined is None:
+                joined = self._by_twin.get(same_call)
+            if joined:
+                for key in KEYS:
+                    if key in joined[1]:
+                        attrs.setdefault(key, joined[1][key])
         return event
 
-    def _lookup(self, event: Event) -> Found | None:
+    def _lookup(self, event: Event, conversation: AttrValue | None) -> Joined | None:
         attrs = event.attributes
         request = attrs.get("librechat.request.id")
         if request is not None:
             return self._by_request.get(request)
         last = self._last_check.get(_stream(event))
-        if last and 0 <= event.time_unix_nano - last[0] <= SAME_FLOW_NS:
-            return last[1]
-        return self._by_conversation.get(attrs.get("gen_ai.conversation.id"))
+        if last and last[0] is not None and 0 <= event.time_unix_nano - last[0] <= SAME_FLOW_NS:
+            return last
+        return self._by_conversation.get(conversation)
+
+
+def _conversation(attrs: dict[str, AttrValue]) -> AttrValue | None:
+    """The conversation of an ending: its own attribute, or the first part of an abort key
+    (`<conversation id>:<message id>`)."""
+    conversation = attrs.get("gen_ai.conversation.id")
+    key = attrs.get("librechat.abort_key")
+    if conversation is None and isinstance(key, str):
+        return key.partition(":")[0]
+    return conversation
