@@ -16,7 +16,7 @@ from fixtures.generate import generate
 from logtail.export.encode import LogEncoder
 from logtail.pipeline import TWIN, Scrub
 from logtail.source.files import discover
-from logtail.source.parse_workers import BATCH, GZIP_RATIO, PARALLEL_MIN_BYTES, ParseWorkers
+from logtail.source.parse_workers import BATCH, GZIP_RATIO, PARALLEL_MIN_BYTES, ParseWorkers, WorkerFailed
 from logtail.source.read import read_events
 from parsers.event import Event
 from parsers.records import DEFAULT_MAX_RECORD
@@ -130,3 +130,11 @@ def test_one_job_parses_in_place(large: Path) -> None:
     with ParseWorkers(1, scrub=Scrub()) as pool:
         assert set(multiprocessing.active_children()) == before
         assert dealt(pool, large) == in_place(large)
+
+
+def test_a_failing_worker_is_named_in_the_main_process(large: Path) -> None:
+    def broken(_event: Event, _now: int) -> bytes:
+        raise RuntimeError("encoder bug")
+
+    with ParseWorkers(2, encode=broken) as pool, pytest.raises(WorkerFailed, match="RuntimeError: encoder bug"):
+        dealt(pool, large)
