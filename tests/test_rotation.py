@@ -106,8 +106,9 @@ def bodies(collector: DevCollector) -> Counter[str]:
     return Counter(str(r["body"]) for r in collector.logs())
 
 
-def wait_for(collector: DevCollector, expected: Iterable[str], timeout: float = 20.0) -> Counter[str]:
-    """What arrived once every expected body did (or the time is up), after a short settle for extras."""
+def wait_for(collector: DevCollector, expected: Iterable[str], timeout: float = 60.0) -> Counter[str]:
+    """What arrived once every expected body did (or the time is up: a bound generous for a loaded machine),
+    after a short settle for extras."""
     want = set(expected)
     deadline = time.monotonic() + timeout
     while not want <= set(bodies(collector)) and time.monotonic() < deadline:

@@ -27,7 +27,7 @@ from logtail.service.selfmetrics import SelfMetrics
 from logtail.source.checkpoint import Checkpoint, StateFile
 from logtail.source.files import NOT_REGULAR, LogFile, content_size, log_file, open_decompressed
 from logtail.source.fingerprint import FINGERPRINT_SIZE, NO_MARKER, Fingerprint, Marker
-from logtail.source.reader import CHUNK, READ_ERRORS, Item, Reader, marker_holds, open_reader
+from logtail.source.reader import CHUNK, READ_ERRORS, Item, Reader, Rewritten, marker_holds, open_reader
 
 log = logging.getLogger("logtail.source")
 
@@ -298,6 +298,9 @@ class Tracker:
             while len(items) < limit and not reader.finished:
                 try:
                     got, n = reader.read(CHUNK)
+                except Rewritten:
+                    self._restart(reader, now)
+                    continue
                 except READ_ERRORS as exc:
                     path = reader.file.path
                     self._problem(path, exc, self._reading.get(path) if reader.file.gz else None)
