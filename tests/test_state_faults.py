@@ -98,9 +98,15 @@ def test_a_full_state_directory_forgets_nothing_acknowledged_and_shipping_resume
     collector: DevCollector, dirs: tuple[Path, Path]
 ) -> None:
     logs, state = dirs
-    with small_file_system(state, "512k"):
+    with small_file_system(state, "512k"), contextlib.ExitStack() as cleanup:
+
+        def service() -> subprocess.Popen[str]:
+            process = run_service(logs, state, collector.http_endpoint)
+            cleanup.callback(process.kill)  # a failed assertion leaves no service behind
+            return process
+
         filler = state / "filler"
-        first = run_service(logs, state, collector.http_endpoint)
+        first = service()
         append(logs, names("a", 30))
         wait_for(collector, names("a", 30))
         fill(filler)
@@ -111,7 +117,7 @@ def test_a_full_state_directory_forgets_nothing_acknowledged_and_shipping_resume
         err = killed(first)  # a crash while full: the checkpoint on disk is the last one written (after a)
         assert CANNOT in err, err
 
-        second = run_service(logs, state, collector.http_endpoint)  # still full
+        second = service()  # still full
         append(logs, names("c", 30))
         wait_for(collector, names("c", 30))
         filler.unlink()  # space returns
@@ -120,7 +126,7 @@ def test_a_full_state_directory_forgets_nothing_acknowledged_and_shipping_resume
         err = stop_service(second)
         assert AGAIN in err and "unusable" not in err, err
 
-        third = run_service(logs, state, collector.http_endpoint)
+        third = service()
         append(logs, names("e", 30))
         wait_for(collector, names("e", 30))
         stop_service(third)
