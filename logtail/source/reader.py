@@ -137,7 +137,7 @@ class Reader:
         fd = stream.fileno()
         fingerprint = self.checkpoint.fingerprint
         held = not self.tail or os.pread(fd, len(self.tail), self.position - len(self.tail)) == self.tail
-        if not held or (self.prefix is None and not fingerprint.matches(os.pread(fd, fingerprint.size, 0))):
+        if not held or not fingerprint.matches(os.pread(fd, fingerprint.size, 0)):
             raise Rewritten(str(self.file.path))
         self.tail = (self.tail + chunk)[-MARKER_SIZE:]
 
