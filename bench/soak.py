@@ -199,6 +199,7 @@ def soak(minutes: float, rate: float, day_seconds: float, retention: float | Non
     receiver = Receiver(writer.appended, [collectors[0].out])
     service = Service(logs, state, base / "logtail.log")
     samples: list[tuple[float, int, int]] = []
+    deleted: list[Path] = []  # archives removed by retention
     faults = plan(minutes, rng)
     print(
         f"soak: {minutes:g} min at {rate:g} records/s in {base}; faults: "
@@ -222,6 +223,7 @@ def soak(minutes: float, rate: float, day_seconds: float, retention: float | Non
                     with contextlib.suppress(FileNotFoundError):
                         if archive.stat().st_mtime < cutoff:
                             archive.unlink()
+                            deleted.append(archive)
             time.sleep(0.5)
 
     actions: dict[str, Callable[[float], None]] = {}
@@ -275,7 +277,7 @@ def soak(minutes: float, rate: float, day_seconds: float, retention: float | Non
     bound = (service.kills + 1) * BATCH  # one batch per kill, and one for the restart on the new port
     rss = [(t / 60, pss / 2**20) for t, pss, _ in samples]
     fds = [f for _, _, f in samples]
-    print(f"records written      {written:,}")
+    print(f"records written      {written:,} ({len(deleted)} archives deleted by the {retention:.0f} s retention)")
     print(f"received distinct    {len(receiver.seen):,} (drained {drained:.0f} s after writing stopped)")
     print(f"lost                 {lost:,}")
     print(f"duplicates           {duplicates:,} (bound {bound:,}: one batch per kill, {service.kills} kills)")
