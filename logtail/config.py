@@ -120,6 +120,7 @@ class ExportConfig(_Section):
     batch_max_records: Count = 512
     batch_max_bytes: Count = 4 << 20
     ship_twins: StrictBool = False
+    dead_letter_max_bytes: Annotated[StrictInt, Field(ge=4096)] = 100 << 20
     tls: TlsConfig = TlsConfig()
     openobserve: OpenObserveConfig = OpenObserveConfig()
     loki: LokiConfig = LokiConfig()

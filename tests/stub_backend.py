@@ -34,6 +34,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     rejected: int = 0  # partial_success.rejected_log_records of a 200
     message: str = ""
+    body: bytes | None = None  # sent as is instead of the OTLP answer (with headers naming its type)
+    hang: bool = False  # take the request and never answer (until the stub stops)
 
 
 # Decides the answer to one logs request from its records; called under the stub's lock.
@@ -77,7 +79,7 @@ class Backend:
         with self.lock:
             reply = self.policy(records)
             self.requests.append(Seen(time.monotonic(), path, headers, records, reply.status))
-            if reply.status == 200:
+            if reply.status == 200 and not reply.hang:  # a hung request is taken as lost
                 self.stored += [r for r in records if not poisoned(r)] if reply.rejected else records
             return reply
 
@@ -117,6 +119,12 @@ class StubBackend(Backend):
                 else:
                     request.ParseFromString(body)
                 reply = stub.handle(self.path, headers, records_of(request))
+                if reply.hang:
+                    stub.stopping.wait()
+                    return
+                if reply.body is not None:
+                    self._answer(reply.status, reply.headers, reply.body)
+                    return
                 response = ExportLogsServiceResponse(
                     partial_success=ExportLogsPartialSuccess(
                         rejected_log_records=reply.rejected, error_message=reply.message
@@ -127,7 +135,8 @@ class StubBackend(Backend):
 
             def _answer(self, status: int, headers: dict[str, str], data: bytes) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/x-protobuf" if status == 200 else "text/plain")
+                if "Content-Type" not in headers:
+                    self.send_header("Content-Type", "application/x-protobuf" if status == 200 else "text/plain")
                 self.send_header("Content-Length", str(len(data)))
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -137,7 +146,9 @@ class StubBackend(Backend):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+        self.stopping = threading.Event()  # releases the requests a `hang` reply holds
         self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server.daemon_threads = True
         if tls is not None:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         scheme = "https" if tls else "http"
@@ -148,6 +159,7 @@ class StubBackend(Backend):
         self._thread.start()
 
     def stop(self) -> None:
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
 

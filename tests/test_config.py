@@ -202,6 +202,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "export.batch_max_records": ("100", 100),
     "export.batch_max_bytes": ("65536", 65536),
     "export.ship_twins": ("true", True),
+    "export.dead_letter_max_bytes": ("65536", 65536),
     "export.openobserve.org": ("prod", "prod"),
     "export.openobserve.stream": ("lc", "lc"),
     "export.openobserve.user": ("root@example.com", "root@example.com"),

@@ -82,6 +82,7 @@ def test_healthz_reports_lag_last_ack_and_dead_letters(metrics: SelfMetrics, ser
         "lag_bytes": {},
         "seconds_since_last_ack": None,
         "dead_letters": 0,
+        "dead_letters_dropped": 0,
         "errors": {},
     }
 

@@ -379,6 +379,28 @@ def test_the_service_ships_a_damaged_archive_up_to_the_damage_and_the_other_file
     assert str(damaged) in err and "Traceback" not in err
 
 
+@pytest.mark.timeout(90)
+def test_the_service_reports_a_damaged_archive_once_and_again_only_when_it_changes(
+    collector: DevCollector, dirs: tuple[Path, Path]
+) -> None:
+    logs, state = dirs
+    damaged = logs / "error-2025-11-24.log.1.gz"
+    damaged.write_bytes(corrupt_gzip(b"".join(GOOD_JSON % (n, n % 10) for n in range(20_000))))
+    readable = len(read_until_damage(damaged).splitlines())
+    process = run_service(logs, state, collector.http_endpoint)
+    try:
+        collector.wait_for_logs(readable, timeout=60)
+        time.sleep(4.5)  # a rescan every second: four more chances to report it again
+        replacement = logs / ".replacement"  # written aside and renamed: it changes once, not while written
+        replacement.write_bytes(corrupt_gzip(b"".join(GOOD_JSON % (n, n % 10) for n in range(24_000))))
+        replacement.rename(damaged)
+        time.sleep(4.5)
+    finally:
+        err = stop_service(process)
+    reports = [line for line in err.splitlines() if str(damaged) in line]
+    assert len(reports) == 2, reports
+
+
 def read_until_damage(path: Path) -> bytes:
     """What a streaming reader gets out of a damaged archive before the inflater fails."""
     out = bytearray()

@@ -7,6 +7,7 @@ receiver's bodies say exactly what was lost or sent twice.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 import time
@@ -106,8 +107,9 @@ def bodies(collector: DevCollector) -> Counter[str]:
     return Counter(str(r["body"]) for r in collector.logs())
 
 
-def wait_for(collector: DevCollector, expected: Iterable[str], timeout: float = 20.0) -> Counter[str]:
-    """What arrived once every expected body did (or the time is up), after a short settle for extras."""
+def wait_for(collector: DevCollector, expected: Iterable[str], timeout: float = 60.0) -> Counter[str]:
+    """What arrived once every expected body did (or the time is up: a bound generous for a loaded machine),
+    after a short settle for extras."""
     want = set(expected)
     deadline = time.monotonic() + timeout
     while not want <= set(bodies(collector)) and time.monotonic() < deadline:
@@ -632,3 +634,48 @@ def test_the_offset_marker_catches_a_rewrite_that_keeps_the_first_kilobyte(
     with Service(collector, logs, state):
         got = wait_for(collector, ["old-tail", "new-tail-1", "new-tail-2", "x"])
     assert got["old-tail"] == 1 and got["new-tail-1"] == 1 and got["new-tail-2"] == 1 and got["x"] == 1
+
+
+class ClockedRotator(Rotator):
+    """LibreChat's rotator with its wall clock injected: the file's date follows `clock` at every write, so a
+    clock stepped back across midnight reopens the previous day's name (and gzips the file it leaves)."""
+
+    def __init__(self, logs_dir: Path, clock: list[dt.datetime]) -> None:
+        super().__init__(logs_dir, "error", date=clock[0].strftime("%Y-%m-%d"), gzip=True)
+        self.clock = clock
+
+    def write_text(self, text: str) -> None:
+        now = self.clock[0]
+        if now.strftime("%Y-%m-%d") != self.date:
+            self.new_day(now.strftime("%Y-%m-%d"))
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        self.write(f'{{"level":"error","message":"{text}","timestamp":"{stamp}"}}\n'.encode())
+
+
+def test_a_clock_stepped_back_an_hour_across_a_date_rotation_loses_and_repeats_nothing(
+    collector: DevCollector, dirs: tuple[Path, Path]
+) -> None:
+    logs, state = dirs
+    clock = [dt.datetime(2025, 11, 24, 23, 59, 50, tzinfo=dt.UTC)]
+    rotator = ClockedRotator(logs, clock)
+    steps = [
+        ("before-midnight", dt.timedelta(0)),
+        ("after-midnight", dt.timedelta(seconds=20)),  # 00:00:10: the 24th's file is gzipped, the 25th's begins
+        ("stepped-back", dt.timedelta(hours=-1)),  # 23:00:10 again: a new 24th's file beside its archive
+        ("caught-up", dt.timedelta(hours=1, seconds=5)),  # 00:00:15: the 25th once more
+    ]
+    written: list[str] = []
+    with Service(collector, logs, state):
+        for tag, step in steps:
+            clock[0] += step
+            texts = names(tag, 20)
+            for text in texts:
+                rotator.write_text(text)
+            written += texts
+            wait_for(collector, written)  # an hour passes between steps: each file is read before the next
+        rotator.rotate()
+        rotator.write_text("last")
+        rotator.close()
+        got = wait_for(collector, [*written, "last"])
+    exactly_once(got, [*written, "last"])
+    uids_unique(collector)

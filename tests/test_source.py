@@ -15,7 +15,7 @@ from logtail.source.checkpoint import Checkpoint, StateFile
 from logtail.source.fingerprint import FINGERPRINT_SIZE, NO_MARKER, Fingerprint, Marker
 from logtail.source.tracker import Tracker
 from parsers.event import FAMILIES
-from tests.rotator import Rotator
+from tests.rotator import Rotator, copytruncate
 from tests.test_rotation import Service, exactly_once, names, record, wait_for, write_all
 
 
@@ -157,3 +157,41 @@ def test_a_login_log_inside_the_logs_directory_is_found_once_however_it_is_spell
     )
     files, clean = tracker.candidates()
     assert clean and [f.path.name for f in files] == ["login-logs.log"]
+
+
+def test_O3_a_copytruncate_written_past_the_position_before_a_scan_is_read_once_without_garbage(
+    tmp_path: Path,
+) -> None:
+    """The race behind O3's rare failure: after copy + truncate, the writer appends past the reader's position
+    before the next scan. Reading on from the old position would ship a torn record from the new content, and the
+    copy, its marker then broken, would be read again whole."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    live = logs / "login-logs.log"
+    live.write_bytes(b"".join(record("login", f"ct-{i}") for i in range(30)))
+    tracker = Tracker(
+        logs,
+        None,
+        frozenset(FAMILIES),
+        StateFile(tmp_path / "state", logs),
+        start_at="beginning",
+        max_record=1 << 20,
+        flush_after=1.0,
+        release_after=1.0,
+        self_metrics=SelfMetrics(),
+    )
+
+    def read(now: float) -> list[str]:
+        items = tracker.read(1000, now)
+        tracker.commit(items)
+        return [str(item.event.body) for item in items if item.event is not None]
+
+    tracker.scan(0.0)
+    shipped = read(0.0)
+    copytruncate(live, logs / "login-logs.log.1")
+    with live.open("ab") as out:  # longer than before: the old position lies inside the new content
+        out.write(b"".join(record("login", f"ct-{i}") for i in range(30, 60)))
+    shipped += read(0.1)  # no scan in between
+    tracker.scan(0.2)
+    shipped += read(0.2) + read(0.3)
+    assert shipped == names("ct", 60)

@@ -13,10 +13,11 @@ from pathlib import Path
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from logtail.config import Config
+from logtail.export.deadletters import DeadLetters
 from logtail.export.encode import EncodeRecord, LogEncoder
 from logtail.export.metrics import Aggregator, encode_json
 from logtail.export.profiles import Destination, Endpoint, destination, resource_attributes
-from logtail.export.shipper import DeadLetters, ExportGaveUp, MetricExport, Shipper, ShipSummary
+from logtail.export.shipper import ExportGaveUp, MetricExport, Shipper, ShipSummary
 from logtail.export.transport import GrpcTransport, HttpTransport, Signal, Transport
 from logtail.service.selfmetrics import SelfMetrics
 
@@ -77,7 +78,8 @@ def build_sink(
     dead_letter_path: Path | None = None,
 ) -> Shipper:
     """The shipper for `config.export`. Dead letters go to `dead_letter_path`, by default
-    `dead-letter.jsonl` in the state directory (created when the first record is refused)."""
+    `dead-letter.jsonl` in the state directory (created when the first record is refused), kept within
+    `export.dead_letter_max_bytes` plus one predecessor."""
     dest = destination(config)
     for note in dest.notes:
         log.warning("%s", note)
@@ -96,7 +98,9 @@ def build_sink(
         encode=encoder.json if export.protocol == "http/json" else encoder.protobuf,
         self_metrics=self_metrics,
         stop=stop,
-        dead_letters=DeadLetters(dead_letter_path or config.source.state_dir / DEAD_LETTER_NAME),
+        dead_letters=DeadLetters(
+            dead_letter_path or config.source.state_dir / DEAD_LETTER_NAME, self_metrics, export.dead_letter_max_bytes
+        ),
         batch_max_records=export.batch_max_records,
         batch_max_bytes=export.batch_max_bytes,
         metrics=metrics,

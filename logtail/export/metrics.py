@@ -452,6 +452,9 @@ def histogram(instrument: Instrument, points: Sequence[HistogramDataPoint]) -> M
 
 SELF_RECORDS: Final = Instrument("logtail.records", "{record}", "Records handled, by family and outcome", "sum")
 SELF_BYTES: Final = Instrument("logtail.bytes.read", "By", "Bytes read from log files", "sum")
+SELF_DROPPED: Final = Instrument(
+    "logtail.dead_letters.dropped", "{record}", "Dead letters removed by the dead-letter file's size cap", "sum"
+)
 SELF_DURATION: Final = Instrument(
     "logtail.export.duration", "s", "Duration of export requests", "histogram", bounds=DURATION_BOUNDS
 )
@@ -494,6 +497,10 @@ def self_metrics(snapshot: Snapshot, now: int) -> list[Metric]:
                     explicit_bounds=list(DURATION_BOUNDS),
                 )
             ],
+        ),
+        cumulative_sum(
+            SELF_DROPPED,
+            [number_point({}, start, now, snapshot.dead_letters_dropped)] if snapshot.dead_letters_dropped else [],
         ),
     ]
     # A family that read nothing yet has no point; a metric without points is not sent.

@@ -5,21 +5,18 @@ dead-lettered, so the caller may commit checkpoints; it blocks meanwhile, which 
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
-import os
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
+from logtail.export.deadletters import DeadLetters
 from logtail.export.metrics import Aggregator
 from logtail.export.sink import ShutdownInterrupted
 from logtail.export.transport import Answer, Signal, Transport
@@ -45,32 +42,6 @@ class ShipSummary:
     acknowledged: int = 0
     dead_lettered: int = 0
     skipped: int = 0  # debug-file twins of error-file records
-
-
-class DeadLetters:
-    """Refused records, one JSON line each, in a file only the service user can read (records hold user data)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def write(self, events: Sequence[Event], answer: Answer) -> None:
-        when = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        reason = answer.message or "refused by the backend"
-        # ASCII-escaped stdlib JSON: a record refused for odd content (lone surrogates) must still be written.
-        lines = "".join(
-            json.dumps(
-                {**event.to_json_dict(), "reason": reason, "status": answer.status, "dead_lettered_at": when},
-                default=str,
-            )
-            + "\n"
-            for event in events
-        ).encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, lines)
-        finally:
-            os.close(fd)
 
 
 Encode = Callable[[Sequence[Event], int], bytes]

@@ -110,19 +110,26 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _partial(signal: Signal, data: bytes, json: bool) -> tuple[int, str]:
-    """(rejected, error_message) from an export response body; (0, "") when there is none."""
+def _partial(signal: Signal, data: bytes, content_type: str) -> tuple[int, str] | None:
+    """(rejected, error_message) from a 2xx export response body; (0, "") when there is none; None when the body
+    is not an OTLP response: a web page, or protobuf or JSON that does not decode. Other body types (text/plain
+    from a gateway) say nothing either way and count as success."""
     if not data:
         return 0, ""
     try:
-        if json:
-            partial = orjson.loads(data).get("partialSuccess") or {}
+        if content_type.startswith("application/json"):
+            document = orjson.loads(data)
+            if not isinstance(document, dict):
+                return None
+            partial = document.get("partialSuccess") or {}
             return int(partial.get(_REJECTED_JSON[signal]) or 0), str(partial.get("errorMessage") or "")
-        response = _RESPONSES[signal].FromString(data)
+        if content_type.startswith("application/x-protobuf"):
+            response = _RESPONSES[signal].FromString(data)
+            partial_pb = response.partial_success
+            return int(getattr(partial_pb, _REJECTED_FIELD[signal])), partial_pb.error_message
     except (orjson.JSONDecodeError, DecodeError, AttributeError, ValueError, TypeError):
-        return 0, ""  # a 2xx whose body we cannot read still took the data (collector does the same)
-    partial_pb = response.partial_success
-    return int(getattr(partial_pb, _REJECTED_FIELD[signal])), partial_pb.error_message
+        return None
+    return None if content_type.startswith("text/html") else (0, "")
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -169,9 +176,14 @@ class HttpTransport:
             return Answer("retry", "connection error", message=f"{type(exc).__name__}: {exc}"[:_MESSAGE_CAP])
         status = f"HTTP {response.status_code}"
         if response.is_success:
-            json = response.headers.get("content-type", "").startswith("application/json")
-            rejected, message = _partial(signal, response.content, json)
-            return Answer("ok", status, rejected, message)
+            content_type = response.headers.get("content-type", "")
+            partial = _partial(signal, response.content, content_type)
+            if partial is None:
+                # Whatever answered is not an OTLP receiver (a proxy's or a web UI's page): nothing says the
+                # records were stored, so they are not acknowledged.
+                reason = f"a {content_type or 'untyped'} body that is not an OTLP response; is export.endpoint right?"
+                return Answer("retry", status, message=reason)
+            return Answer("ok", status, *partial)
         wait = retry_after(response.headers.get("retry-after"))
         if response.status_code in RETRYABLE_HTTP or response.status_code in NOT_ABOUT_CONTENT_HTTP:
             return Answer("retry", status, message=_error_text(response), retry_after=wait)

@@ -62,6 +62,7 @@ def health(snapshot: Snapshot, now: float, stall_after: float = STALL_SECONDS) -
         "lag_bytes": dict(sorted(snapshot.lag.items())),
         "seconds_since_last_ack": None if snapshot.last_ack_unix is None else round(waited, 3),
         "dead_letters": snapshot.dead_letters,
+        "dead_letters_dropped": snapshot.dead_letters_dropped,
         "errors": dict(sorted(snapshot.errors.items())),
     }
     return (HTTPStatus.SERVICE_UNAVAILABLE if stalled else HTTPStatus.OK), body
@@ -113,6 +114,12 @@ def prometheus_text(snapshot: Snapshot) -> str:
             "counter",
             "Records written to the dead-letter file.",
             [("", "", snapshot.dead_letters)],
+        ),
+        *_family(
+            "logtail_dead_letters_dropped_total",
+            "counter",
+            "Dead letters removed from disk by the dead-letter file's size cap.",
+            [("", "", snapshot.dead_letters_dropped)],
         ),
         *_family("logtail_errors_total", "counter", "Problems met, by kind (unreadable file, ...).", errors),
     ]

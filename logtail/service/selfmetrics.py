@@ -31,6 +31,7 @@ class Snapshot:
     dead_letters: int
     last_ack_unix: float | None
     errors: dict[str, int] = field(default_factory=dict)  # problem kind -> occurrences (unreadable file, …)
+    dead_letters_dropped: int = 0  # dead letters removed from disk by the dead-letter file's size cap
 
 
 class SelfMetrics:
@@ -44,6 +45,7 @@ class SelfMetrics:
         self._export_sum = 0.0
         self._export_buckets = [0] * (len(DURATION_BOUNDS) + 1)
         self._dead_letters = 0
+        self._dead_letters_dropped = 0
         self._last_ack: float | None = None
         self._errors: Counter[str] = Counter()
 
@@ -52,6 +54,11 @@ class SelfMetrics:
             self._records[family, outcome] += n
             if outcome == "dead_lettered":
                 self._dead_letters += n
+
+    def drop_dead_letters(self, n: int) -> None:
+        """`n` dead letters were removed from disk to keep the dead-letter file within its cap."""
+        with self._lock:
+            self._dead_letters_dropped += n
 
     def add_bytes(self, family: str, n: int) -> None:
         with self._lock:
@@ -87,6 +94,7 @@ class SelfMetrics:
                 dead_letters=self._dead_letters,
                 last_ack_unix=self._last_ack,
                 errors=dict(self._errors),
+                dead_letters_dropped=self._dead_letters_dropped,
             )
 
 

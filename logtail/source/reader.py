@@ -30,6 +30,11 @@ CHUNK: Final = 1 << 20
 log = logging.getLogger("logtail.source")
 
 
+class Rewritten(Exception):
+    """The plain file no longer holds the bytes read before: truncated and written again past the position
+    (copytruncate followed by writes) before a scan noticed. What was just read belongs to new content."""
+
+
 @dataclass(slots=True)
 class Claim:
     """How far the content shared by a file and its copy (logrotate copytruncate) has been read.
@@ -69,6 +74,7 @@ class Reader:
     # The first bytes as read, while reading from byte 0: the fingerprint grows with them, so a file truncated
     # before a scan looked at it again still has the identity of what was read (its copy is recognised).
     prefix: bytes | None = None
+    tail: bytes = b""  # the last bytes read from a plain file: still there after each read, or it was rewritten
 
     def __post_init__(self) -> None:
         self.position = self.checkpoint.offset
@@ -113,12 +119,26 @@ class Reader:
 
     def read(self, budget: int) -> tuple[list[Item], int]:
         """Records completed by up to `budget` new bytes, and how many bytes were read (0: at the end)."""
-        chunk = self.opened().read1(budget)
+        stream = self.opened()
+        chunk = stream.read1(budget)
+        if chunk and not self.file.gz:
+            self._check_unchanged(stream, chunk)
         if self.prefix is not None and len(self.prefix) < FINGERPRINT_SIZE and chunk:
             self.prefix += chunk[: FINGERPRINT_SIZE - len(self.prefix)]
             self.checkpoint.fingerprint = Fingerprint.of(self.prefix)
         self.position += len(chunk)
         return self._items(self.splitter.feed(chunk)) if chunk else [], len(chunk)
+
+    def _check_unchanged(self, stream: io.BufferedIOBase, chunk: bytes) -> None:
+        """Raise Rewritten unless the file still starts as fingerprinted and holds the bytes read before this
+        chunk. Checked after the read: content replaced before or during it fails the check; content replaced
+        only after it was read leaves a chunk that is right (its copy, if any, is then resumed as usual)."""
+        fd = stream.fileno()
+        fingerprint = self.checkpoint.fingerprint
+        held = not self.tail or os.pread(fd, len(self.tail), self.position - len(self.tail)) == self.tail
+        if not held or not fingerprint.matches(os.pread(fd, fingerprint.size, 0)):
+            raise Rewritten(str(self.file.path))
+        self.tail = (self.tail + chunk)[-MARKER_SIZE:]
 
     def flush(self) -> list[Item]:
         """The record held back because no byte followed it (the last of a file that stopped growing)."""
@@ -167,6 +187,7 @@ class Reader:
         self.claim = Claim()
         self.position = 0
         self.prefix = b""
+        self.tail = b""
         self.splitter = splitter_for(self.file.family, self.max_record)
         self.ctx = None
         self.last_data = now

@@ -28,12 +28,19 @@ from logtail.source.checkpoint import Checkpoint, StateFile
 from logtail.source.files import NOT_REGULAR, LogFile, content_size, log_file, open_decompressed
 from logtail.source.fingerprint import FINGERPRINT_SIZE, NO_MARKER, Fingerprint, Marker
 from logtail.source.read import READ_ERRORS
-from logtail.source.reader import CHUNK, Item, Reader, marker_holds, open_reader
+from logtail.source.reader import CHUNK, Item, Reader, Rewritten, marker_holds, open_reader
 from logtail.source.work import Work
 
 log = logging.getLogger("logtail.source")
 
 UNREADABLE: Final = "unreadable_file"
+
+
+Signature = tuple[int, int, int]  # inode, size, modification time: an archive differs when one of them does
+
+
+def _signature(status: os.stat_result) -> Signature:
+    return status.st_ino, status.st_size, status.st_mtime_ns
 
 
 class Tracker:
@@ -68,6 +75,10 @@ class Tracker:
         self.scans = 0
         self._problems: dict[Path, str] = {}  # path -> problem reported (once until it changes)
         self._archive_heads: dict[tuple[Path, int, int, int], bytes] = {}  # archives do not change: decompress once
+        # Archives that could not be read, as they were when the attempt began: tried (and reported) again only
+        # once they differ, i.e. a damaged archive costs one report and one decompression, not one a second.
+        self._damaged: dict[Path, Signature] = {}
+        self._reading: dict[Path, Signature] = {}  # archives being read, as they were when opened
         self._empty: list[Path] = []  # files the last scan found empty: no identity until written to
 
     # Scanning --------------------------------------------------------------------------------------------
@@ -134,12 +145,15 @@ class Tracker:
                     seen.add(id(reader))
                     self._follow(reader, item, now)
                     continue
+                if item.gz and self._unchanged_damage(item.path, status):
+                    clean = False  # its checkpoint stays
+                    continue
                 head = self._head(item, status)
             except FileNotFoundError:
                 continue  # gone since the listing
             except READ_ERRORS as exc:
                 clean = False
-                self._problem(item.path, exc)
+                self._problem(item.path, exc, _signature(status) if item.gz else None)
                 continue
             self._problems.pop(item.path, None)
             if head:
@@ -149,6 +163,8 @@ class Tracker:
         self._lost(seen, now)
         present = {item.path for item in files}
         self._archive_heads = {key: head for key, head in self._archive_heads.items() if key[0] in present}
+        self._damaged = {path: sig for path, sig in self._damaged.items() if path in present}
+        self._reading = {path: sig for path, sig in self._reading.items() if path in present}
         if clean:  # a checkpoint no file matches any more belongs to a file deleted for good (retention)
             self.stored = [checkpoint for checkpoint in self.stored if id(checkpoint) in taken]
         self.scans += 1
@@ -186,7 +202,7 @@ class Tracker:
                 # A copy of a followed file (copytruncate) or its replacement (an atomic rewrite with the same
                 # beginning): go on from where the original is.
                 copy = Checkpoint(twin.checkpoint.fingerprint, twin.checkpoint.name, str(item.path), 0)
-                self._open(item, copy, now, resume=twin)
+                self._open(item, status, copy, now, resume=twin)
             elif twin.file.gz:
                 seen.add(id(twin))  # the archive being read; the `.gz` of a plain file is finished from its descriptor
             return
@@ -200,7 +216,7 @@ class Tracker:
         if checkpoint.done:
             return
         self.stored = [c for c in self.stored if c is not checkpoint]
-        self._open(item, checkpoint, now)
+        self._open(item, status, checkpoint, now)
         if self.readers and self.readers[-1].checkpoint is checkpoint:
             seen.add(id(self.readers[-1]))
 
@@ -225,16 +241,21 @@ class Tracker:
             checkpoint.marker = Marker.of(tail)
         return checkpoint
 
-    def _open(self, item: LogFile, checkpoint: Checkpoint, now: float, *, resume: Reader | None = None) -> None:
+    def _open(
+        self, item: LogFile, status: os.stat_result, checkpoint: Checkpoint, now: float, *, resume: Reader | None = None
+    ) -> None:
+        signature = _signature(status) if item.gz else None
         try:
             if resume is not None:
                 checkpoint.offset, checkpoint.line = resume.checkpoint.offset, resume.checkpoint.line
                 checkpoint.marker, checkpoint.last_time_ns = resume.checkpoint.marker, resume.checkpoint.last_time_ns
             reader = open_reader(item, checkpoint, max_record=self.max_record, now=now, work=self.work)
         except READ_ERRORS as exc:
-            self._problem(item.path, exc)
+            self._problem(item.path, exc, signature)
             self.stored.append(checkpoint)
             return
+        if signature is not None:
+            self._reading[item.path] = signature
         if resume is not None:
             reader.claim = resume.claim
         # Archives come by the thousand after a long stop and are read at once: one line each only when debugging.
@@ -281,8 +302,12 @@ class Tracker:
             while len(items) < limit and not reader.finished:
                 try:
                     got, n = reader.read(CHUNK)
+                except Rewritten:
+                    self._restart(reader, now)
+                    continue
                 except READ_ERRORS as exc:
-                    self._problem(reader.file.path, exc)
+                    path = reader.file.path
+                    self._problem(path, exc, self._reading.get(path) if reader.file.gz else None)
                     self._drop(reader)
                     break
                 items += got
@@ -375,9 +400,26 @@ class Tracker:
         for reader in self.readers:
             reader.close()
 
-    def _problem(self, path: Path, exc: BaseException) -> None:
+    def _problem(self, path: Path, exc: BaseException, archive: Signature | None = None) -> None:
+        """`archive`: the archive's signature before the failed read; it is read again once it differs."""
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-        self._skip(path, reason, "cannot read %s: %s (retrying; other files keep flowing)")
+        if archive is None:
+            self._skip(path, reason, "cannot read %s: %s (retrying; other files keep flowing)")
+            return
+        self._damaged[path] = archive
+        self._skip(path, reason, "cannot read %s: %s (read again if it changes; other files keep flowing)")
+
+    def _unchanged_damage(self, path: Path, status: os.stat_result) -> bool:
+        """Whether `path` is an archive that failed to read and has not changed since; one that changed is
+        forgotten as damaged, so a new failure is reported again."""
+        before = self._damaged.get(path)
+        if before is None:
+            return False
+        if before == _signature(status):
+            return True
+        del self._damaged[path]
+        self._problems.pop(path, None)
+        return False
 
     def _skip(self, path: Path, reason: str, message: str = "skipping %s: %s") -> None:
         """Counted each time, logged once until the reason changes."""
