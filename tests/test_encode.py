@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from logtail.export import encode
 from logtail.export.encode import EVENT_NAME_ATTRIBUTE, LogEncoder
 from parsers.event import Attributes, Event
 
@@ -44,9 +42,8 @@ def test_attributes_arrive_exactly_whether_seen_before_or_not(batches: list[tupl
         assert got == [(e.event_name, {**e.attributes, EVENT_NAME_ATTRIBUTE: e.event_name}) for e in events]
 
 
-def test_what_is_remembered_stays_bounded_and_correct(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(encode, "_ENCODED_KEPT", 8)
-    encoder = LogEncoder({"service.name": "librechat"}, "1")
+def test_what_is_remembered_stays_bounded_and_correct() -> None:
+    encoder = LogEncoder({"service.name": "librechat"}, "1", kept=8)
     events = [event("librechat.log", {"k": f"v{i % 13}", "n": i}) for i in range(200)]
     for _ in range(2):
         got = decoded(encoder.protobuf(events, 0))

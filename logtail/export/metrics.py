@@ -94,7 +94,7 @@ class Series:
 
     start_unix_nano: int
     time_unix_nano: int
-    value: float = 0  # int while every value added is one
+    value: int | float = 0  # int while every value added is one (a plain `float` is a double under mypyc)
     count: int = 0
     buckets: list[int] = field(default_factory=list)
 
@@ -181,7 +181,7 @@ class Aggregator:
         if isinstance(amount, int | float) and not isinstance(amount, bool):
             self._record("librechat.credits", event, self._model_labels(event.attributes) + extra, amount)
 
-    def _record(self, name: str, event: Event, labels: Sequence[tuple[str, Any]], value: float) -> None:
+    def _record(self, name: str, event: Event, labels: Sequence[tuple[str, Any]], value: int | float) -> None:
         key: AttrKey = tuple(sorted((k, _label(v)) for k, v in labels))
         streams = self._series[name]
         series = streams.get(key)
@@ -267,7 +267,7 @@ def _label(value: Any) -> str | int | float:
     return _label(str(value))
 
 
-def number_point(attributes: Mapping[str, Any], start: int, time: int, value: float) -> NumberDataPoint:
+def number_point(attributes: Mapping[str, Any], start: int, time: int, value: int | float) -> NumberDataPoint:
     if isinstance(value, int) and INT64_MIN <= value <= INT64_MAX:
         return NumberDataPoint(
             attributes=key_values(attributes), start_time_unix_nano=start, time_unix_nano=time, as_int=value
