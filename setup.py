@@ -42,7 +42,11 @@ def extensions() -> list[object]:
     # Two shared libraries, one per package, so that importing a parser never imports `logtail`.
     parsers = [path for path in COMPILED if path.startswith("parsers/")]
     logtail = [path for path in COMPILED if path.startswith("logtail/")]
-    return list(mypycify(COMPILED, separate=[(parsers, "parsers.compiled"), (logtail, "logtail.compiled")]))
+    # Only the compiled modules are type-checked: what they import from elsewhere (typer, httpx, grpc, pydantic
+    # behind it) is Any here and need not be installed to build. `make lint` checks everything strictly.
+    options = ["--follow-imports=skip", "--no-warn-unused-ignores", "--no-warn-return-any"]
+    groups = [(parsers, "parsers.compiled"), (logtail, "logtail.compiled")]
+    return list(mypycify([*options, *COMPILED], separate=groups))
 
 
 setup(ext_modules=extensions())
