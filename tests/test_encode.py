@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from logtail.export import encode
 from logtail.export.encode import EVENT_NAME_ATTRIBUTE, LogEncoder
 from parsers.event import Attributes, Event
 
@@ -43,9 +44,12 @@ def test_attributes_arrive_exactly_whether_seen_before_or_not(batches: list[tupl
 
 
 def test_what_is_remembered_stays_bounded_and_correct() -> None:
-    encoder = LogEncoder({"service.name": "librechat"}, "1", kept=8)
-    events = [event("librechat.log", {"k": f"v{i % 13}", "n": i}) for i in range(200)]
+    # More distinct values than are kept, each seen twice or more: both stores fill up and start again.
+    # (The bound itself, not a patched smaller one: a compiled build has the module constant inlined.)
+    kept = encode._ENCODED_KEPT
+    encoder = LogEncoder({"service.name": "librechat"}, "1")
+    events = [event("librechat.log", {"k": f"v{i % (kept + 13)}", "n": i}) for i in range(2 * kept + 200)]
     for _ in range(2):
         got = decoded(encoder.protobuf(events, 0))
         assert got == [(e.event_name, {**e.attributes, EVENT_NAME_ATTRIBUTE: e.event_name}) for e in events]
-    assert len(encoder._encoded) <= 8 and len(encoder._seen) <= 8
+    assert 0 < len(encoder._encoded) <= kept and 0 < len(encoder._seen) <= kept

@@ -80,14 +80,7 @@ def json_key_values(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
 class LogEncoder:
     """Turns a batch of events into one export request body, for one resource and one scope."""
 
-    def __init__(
-        self,
-        resource: Mapping[str, Any],
-        scope_version: str,
-        attribute_map: AttributeMap | None = None,
-        *,
-        kept: int = _ENCODED_KEPT,
-    ):
+    def __init__(self, resource: Mapping[str, Any], scope_version: str, attribute_map: AttributeMap | None = None):
         self._resource = Resource(attributes=key_values(resource))
         self._scope = InstrumentationScope(name=SCOPE_NAME, version=scope_version)
         self._json_resource = {"attributes": json_key_values(resource)}
@@ -95,7 +88,6 @@ class LogEncoder:
         self._map = attribute_map
         # Serialized string attributes seen twice or more, and those seen once (which a second sighting admits):
         # most values repeat (file names, families, models, sources), some never do (ids).
-        self._kept = kept  # an argument, not the module constant, which a compiled build has inlined
         self._encoded: dict[tuple[str, str], bytes] = {}
         self._seen: set[tuple[str, str]] = set()
 
@@ -112,7 +104,7 @@ class LogEncoder:
         scope_logs = resource_logs.scope_logs.add()
         scope_logs.scope.CopyFrom(self._scope)
         add_record = scope_logs.log_records.add
-        encoded, seen, kept = self._encoded, self._seen, self._kept
+        encoded, seen = self._encoded, self._seen
         for event in events:
             record = add_record(
                 time_unix_nano=event.time_unix_nano,
@@ -138,7 +130,7 @@ class LogEncoder:
                     if pair in seen:
                         repeated.append(self._encode_attribute(pair))
                         continue
-                    if len(seen) >= kept:
+                    if len(seen) >= _ENCODED_KEPT:
                         seen.clear()
                     seen.add(pair)
                     add_attribute(key=key).value.string_value = value
@@ -162,7 +154,7 @@ class LogEncoder:
 
     def _encode_attribute(self, pair: tuple[str, str]) -> bytes:
         """The LogRecord `attributes` field for a string attribute, as bytes, remembered (bounded)."""
-        if len(self._encoded) >= self._kept:
+        if len(self._encoded) >= _ENCODED_KEPT:
             self._encoded.clear()
         record = LogRecord(attributes=[KeyValue(key=pair[0], value=AnyValue(string_value=pair[1]))])
         field: bytes = record.SerializeToString()
