@@ -1,15 +1,21 @@
 """The compiled build: the per-record modules compiled with mypyc into C extensions next to their sources.
 
 Each `.so` is found before its `.py` on import, so an in-place build (`pip install -e .`) runs compiled while the
-sources stay importable as they are. `LOGTAIL_PURE=1 pip install .` builds nothing and installs plain Python.
+sources stay importable as they are. `LOGTAIL_PURE=1 pip install .` builds nothing and installs plain Python, and
+so does a host without a working C compiler (with a warning): the service runs the same, only slower.
 The modules named here are pure and typed; the others (I/O, threads, pydantic, typer) gain nothing from it.
+No package `__init__` is compiled: its shared library sits inside the package, so mypyc would give the package
+a wrong `__path__`. `parsers.parse_record` therefore lives in parsers/parse.py.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 
 COMPILED = [
     "parsers/auth.py",
@@ -20,6 +26,7 @@ COMPILED = [
     "parsers/event.py",
     "parsers/fields.py",
     "parsers/moderation.py",
+    "parsers/parse.py",
     "parsers/records.py",
     "parsers/salvage.py",
     "parsers/search.py",
@@ -49,4 +56,17 @@ def extensions() -> list[object]:
     return list(mypycify([*options, *COMPILED], separate=groups))
 
 
-setup(ext_modules=extensions())
+class BuildOrFallBack(build_ext):
+    """Compiles the extensions; if the C compiler fails, leaves none behind, so the sources are what runs."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # setuptools raises CompileError, LinkError, PlatformError, ExecError
+            # Built ones, and in place (the packages sit at the top of the tree) those of an earlier build.
+            for output in [*self.get_outputs(), *(self.get_ext_filename(ext.name) for ext in self.extensions)]:
+                Path(output).unlink(missing_ok=True)
+            sys.stderr.write(f"logtail: not compiled ({type(exc).__name__}, see above); installing the sources only\n")
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildOrFallBack})
