@@ -38,6 +38,7 @@ COMPILED = [
     "logtail/pipeline/redact.py",
     "logtail/export/encode.py",
     "logtail/export/metrics.py",
+    "logtail/export/wire.py",
 ]
 
 

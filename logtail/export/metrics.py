@@ -30,7 +30,8 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from logtail.config import MetricsConfig
-from logtail.export.encode import INT64_MAX, INT64_MIN, SCOPE_NAME, key_values
+from logtail.export.encode import SCOPE_NAME, key_values
+from logtail.export.wire import INT64_MAX, INT64_MIN
 from logtail.pipeline import TWIN
 from logtail.service.selfmetrics import DURATION_BOUNDS, Snapshot
 from parsers.event import Event
