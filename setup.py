@@ -5,7 +5,8 @@ sources stay importable as they are. `LOGTAIL_PURE=1 pip install .` builds nothi
 so does a host without a working C compiler (with a warning): the service runs the same, only slower.
 The modules named here are pure and typed; the others (I/O, threads, pydantic, typer) gain nothing from it.
 No package `__init__` is compiled: its shared library sits inside the package, so mypyc would give the package
-a wrong `__path__`. `parsers.parse_record` therefore lives in parsers/parse.py.
+a wrong `__path__`. `parsers.parse_record` therefore lives in parsers/parse.py. In these modules `isinstance`
+takes a tuple of types: a union (`int | float`) is built anew on every call there, a tuple is a type check.
 """
 
 from __future__ import annotations

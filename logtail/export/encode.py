@@ -49,7 +49,7 @@ def any_value(value: Any) -> AnyValue:
         return AnyValue(int_value=value) if INT64_MIN <= value <= INT64_MAX else AnyValue(string_value=str(value))
     if isinstance(value, float):
         return AnyValue(double_value=value)
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return AnyValue(array_value=ArrayValue(values=[any_value(v) for v in value]))
     if isinstance(value, dict):
         return AnyValue(kvlist_value=KeyValueList(values=key_values(value)))
@@ -75,7 +75,7 @@ def json_value(value: Any) -> dict[str, Any]:
         return {"intValue": str(value)} if INT64_MIN <= value <= INT64_MAX else {"stringValue": str(value)}
     if isinstance(value, float):
         return {"doubleValue": value}
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return {"arrayValue": {"values": [json_value(v) for v in value]}}
     if isinstance(value, dict):
         return {"kvlistValue": {"values": json_key_values(value)}}

@@ -138,7 +138,7 @@ class Aggregator:
             if source is not None:
                 self._record("librechat.errors", event, [("librechat.error.source", source), *extra], 1)
             documents = attributes.get("librechat.search.documents")
-            if isinstance(documents, int | float) and not isinstance(documents, bool):
+            if isinstance(documents, (int, float)) and not isinstance(documents, bool):
                 labels = [(key, attributes[key]) for key in SEARCH_KEYS if key in attributes]
                 self._record("librechat.search.documents", event, labels + extra, documents)
 
@@ -179,7 +179,7 @@ class Aggregator:
 
     def _credits(self, event: Event, extra: Labels) -> None:
         amount = event.attributes.get("librechat.credits")
-        if isinstance(amount, int | float) and not isinstance(amount, bool):
+        if isinstance(amount, (int, float)) and not isinstance(amount, bool):
             self._record("librechat.credits", event, self._model_labels(event.attributes) + extra, amount)
 
     def _record(self, name: str, event: Event, labels: Sequence[tuple[str, Any]], value: int | float) -> None:
