@@ -111,7 +111,7 @@ def put_exception(raw: Raw, attrs: Attributes, source: str) -> None:
     put(attrs, "exception.stacktrace", stack)
     attrs["librechat.error.source"] = source
     code = raw.fields.get("code")
-    if isinstance(code, str | int) and not isinstance(code, bool):
+    if isinstance(code, (str, int)) and not isinstance(code, bool):
         attrs["error.type"] = str(code)
     status = number(raw.fields.get("status") or raw.fields.get("httpStatus"))
     if isinstance(status, int):

@@ -51,7 +51,7 @@ CONSUMED: Final = frozenset(
 
 def to_attr(value: object) -> AttrValue | None:
     """An OTLP-friendly value: scalars as they are, string lists kept, anything else as JSON text."""
-    if isinstance(value, str | bool | float):
+    if isinstance(value, (str, bool, float)):
         return value
     if isinstance(value, int):
         return value if -_INT64 <= value < _INT64 else str(value)
@@ -78,7 +78,7 @@ def number(value: object) -> int | float | None:
     """A numeric metadata value (bool excluded), or None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         return value
     if isinstance(value, str):
         try:

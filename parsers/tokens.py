@@ -50,7 +50,7 @@ def transaction(raw: Raw, attrs: Attributes) -> str:
     """
     fields = raw.fields
     put_request(attrs, fields)
-    total: float = 0
+    total: int | float = 0  # stays an int when both amounts are (mypyc would make a float a double)
     seen = False
     for key, attr in (("prompt", "librechat.token.prompt"), ("completion", "librechat.token.completion")):
         value = number(fields.get(key))

@@ -13,6 +13,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "fixtures" / "librechat"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """An extension built before its source was changed would be tested in its place: refuse to start."""
+    stale = [
+        str(source.relative_to(ROOT))
+        for package in ("logtail", "parsers")
+        for built in (ROOT / package).rglob("*.so")
+        if (source := built.with_name(built.name.split(".", 1)[0] + ".py")).exists()
+        and source.stat().st_mtime > built.stat().st_mtime
+    ]
+    if stale:
+        raise pytest.UsageError(f"compiled before their last change: {', '.join(stale)}; run `make lint` to rebuild")
+
+
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[DevCollector]:
     """A fresh rotel collector per test; `collector.logs()` / `.metrics()` show what arrived."""

@@ -1,7 +1,8 @@
-"""OTLP encoding of events: the official protobuf messages for gRPC and HTTP/protobuf, OTLP/JSON for HTTP/JSON.
+"""OTLP encoding of events: protobuf for gRPC and HTTP/protobuf, OTLP/JSON for HTTP/JSON.
 
-Everything here works on a whole batch at once and builds no intermediate per-record objects besides the
-messages themselves (or plain dicts for JSON): a replay pushes hundreds of thousands of records through it.
+Protobuf log records are written as bytes directly (wire.py), the official messages serializing the resource,
+the scope and the rare attribute values of other shapes; the bytes are those the messages would give. Everything
+here works on a whole batch at once: a replay pushes hundreds of thousands of records through it.
 """
 
 from __future__ import annotations
@@ -17,39 +18,27 @@ from opentelemetry.proto.common.v1.common_pb2 import (
     KeyValue,
     KeyValueList,
 )
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from logtail.export.wire import INT64_MAX, INT64_MIN, attribute, framed, log_record
 from parsers.event import Event
 
 SCOPE_NAME: Final = "logtail"
 EVENT_NAME_ATTRIBUTE: Final = "otel.event.name"
-# Numbers in log text can exceed int64; such values travel as their decimal text.
-INT64_MIN: Final = -(2**63)
-INT64_MAX: Final = 2**63 - 1
+# Tags of ExportLogsServiceRequest.resource_logs (1), ResourceLogs.resource (1) and .scope_logs (2),
+# ScopeLogs.scope (1) and .log_records (2).
+_RESOURCE_LOGS: Final = b"\x0a"
+_RESOURCE: Final = b"\x0a"
+_SCOPE_LOGS: Final = b"\x12"
+_SCOPE: Final = b"\x0a"
+_LOG_RECORD: Final = b"\x12"
 
-# Bound on the remembered serialized attributes (and on the pairs seen once).
-_ENCODED_KEPT: Final = 8192
-# Tags of the length-delimited fields framed by hand: ExportLogsServiceRequest.resource_logs (1),
-# ResourceLogs.resource (1) and .scope_logs (2), ScopeLogs.scope (1) and .log_records (2).
-_RESOURCE_LOGS_TAG: Final = b"\x0a"
-_RESOURCE_TAG: Final = b"\x0a"
-_SCOPE_LOGS_TAG: Final = b"\x12"
-_SCOPE_TAG: Final = b"\x0a"
-_LOG_RECORD_TAG: Final = b"\x12"
 # Encodes one event's LogRecord, observed at the given time.
 EncodeRecord = Callable[[Event, int], bytes]
+# Bound on the remembered serialized attributes (and on the pairs seen once).
+_ENCODED_KEPT: Final = 8192
 # Rewrites one event's attributes for a backend (profiles.py); None keeps them as they are.
 AttributeMap = Callable[[Mapping[str, Any]], Mapping[str, Any]]
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def any_value(value: Any) -> AnyValue:
@@ -62,11 +51,16 @@ def any_value(value: Any) -> AnyValue:
         return AnyValue(int_value=value) if INT64_MIN <= value <= INT64_MAX else AnyValue(string_value=str(value))
     if isinstance(value, float):
         return AnyValue(double_value=value)
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return AnyValue(array_value=ArrayValue(values=[any_value(v) for v in value]))
     if isinstance(value, dict):
         return AnyValue(kvlist_value=KeyValueList(values=key_values(value)))
     return AnyValue(string_value=str(value))
+
+
+def _serialized(value: object) -> bytes:
+    data: bytes = any_value(value).SerializeToString()
+    return data
 
 
 def key_values(attributes: Mapping[str, Any]) -> list[KeyValue]:
@@ -83,7 +77,7 @@ def json_value(value: Any) -> dict[str, Any]:
         return {"intValue": str(value)} if INT64_MIN <= value <= INT64_MAX else {"stringValue": str(value)}
     if isinstance(value, float):
         return {"doubleValue": value}
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return {"arrayValue": {"values": [json_value(v) for v in value]}}
     if isinstance(value, dict):
         return {"kvlistValue": {"values": json_key_values(value)}}
@@ -100,12 +94,10 @@ class LogEncoder:
     def __init__(self, resource: Mapping[str, Any], scope_version: str, attribute_map: AttributeMap | None = None):
         self._resource = Resource(attributes=key_values(resource))
         self._scope = InstrumentationScope(name=SCOPE_NAME, version=scope_version)
+        self._resource_bytes: bytes = self._resource.SerializeToString()
+        self._scope_bytes: bytes = self._scope.SerializeToString()
         self._json_resource = {"attributes": json_key_values(resource)}
         self._json_scope = {"name": SCOPE_NAME, "version": scope_version}
-        resource_bytes: bytes = self._resource.SerializeToString()
-        scope_bytes: bytes = self._scope.SerializeToString()
-        self._resource_field = _RESOURCE_TAG + _varint(len(resource_bytes)) + resource_bytes
-        self._scope_field = _SCOPE_TAG + _varint(len(scope_bytes)) + scope_bytes
         self._map = attribute_map
         # Serialized string attributes seen twice or more, and those seen once (which a second sighting admits):
         # most values repeat (file names, families, models, sources), some never do (ids).
@@ -117,81 +109,61 @@ class LogEncoder:
         return self._map(attributes) if self._map else attributes
 
     def protobuf(self, events: Sequence[Event], observed_unix_nano: int) -> bytes:
-        """One ExportLogsServiceRequest: the records' bytes framed by hand around the resource and scope (a
-        repeated message field is its elements' bytes, each behind its tag and length)."""
-        records = []
-        for event in events:
-            record = self.record(event, observed_unix_nano) if event.wire is None else self._completed(event)
-            records.append(_LOG_RECORD_TAG + _varint(len(record)) + record)
-        scope_logs = self._scope_field + b"".join(records)
-        resource_logs = self._resource_field + _SCOPE_LOGS_TAG + _varint(len(scope_logs)) + scope_logs
-        return _RESOURCE_LOGS_TAG + _varint(len(resource_logs)) + resource_logs
+        """One ExportLogsServiceRequest, written as protobuf bytes (wire.py) around the resource and scope: each
+        event's LogRecord as encoded ahead by a parse worker (`Event.wire`), or encoded now."""
+        records = [
+            framed(
+                _LOG_RECORD, self.record(event, observed_unix_nano) if event.wire is None else self._completed(event)
+            )
+            for event in events
+        ]
+        scope_logs = framed(_SCOPE, self._scope_bytes) + b"".join(records)
+        resource_logs = framed(_RESOURCE, self._resource_bytes) + framed(_SCOPE_LOGS, scope_logs)
+        return framed(_RESOURCE_LOGS, resource_logs)
 
     def record(self, event: Event, observed_unix_nano: int) -> bytes:
-        """The event's LogRecord message, as bytes. Parse workers call it ahead of time (`Event.wire`)."""
-        # Filling a message in place is about three times faster with upb than building each LogRecord, KeyValue
-        # and AnyValue with keyword arguments. (A message reused with Clear() keeps growing: upb frees nothing.)
-        record = LogRecord()
-        record.time_unix_nano = event.time_unix_nano
-        record.observed_time_unix_nano = observed_unix_nano
-        record.severity_number = event.severity_number  # type: ignore[assignment]
-        record.severity_text = event.severity_text
-        record.event_name = event.event_name
-        record.body.string_value = event.body
-        add_attribute = record.attributes.add
+        """The event's LogRecord message, as bytes."""
         encoded, seen = self._encoded, self._seen
         # Without a backend's rewrite the event's own dict is read as it is, the event name added after it.
         attributes: Mapping[str, Any] = self._attributes(event) if self._map else event.attributes
-        # Repeated fields may come in any number of pieces: remembered attributes are appended as bytes.
-        repeated: list[bytes] = []
+        fields: list[bytes] = []
         for key, value in attributes.items():
-            kind = type(value)
-            if kind is str:
-                # A string attribute seen before (file names, models, sources, …) is copied in as bytes.
-                pair = (key, value)
-                ready = encoded.get(pair)
-                if ready is not None:
-                    repeated.append(ready)
-                    continue
-                if pair in seen:
-                    repeated.append(self._encode_attribute(pair))
-                    continue
-                if len(seen) >= _ENCODED_KEPT:
-                    seen.clear()
-                seen.add(pair)
-                add_attribute(key=key).value.string_value = value
+            if type(value) is not str:
+                fields.append(attribute(key, value, _serialized))
                 continue
-            target = add_attribute(key=key).value
-            if kind is int and INT64_MIN <= value <= INT64_MAX:
-                target.int_value = value
-            elif kind is float:
-                target.double_value = value
-            elif kind is bool:
-                target.bool_value = value
-            else:
-                target.CopyFrom(any_value(value))
+            # A string attribute seen before (file names, models, sources, …) is copied in as bytes.
+            pair = (key, value)
+            ready = encoded.get(pair)
+            if ready is None:
+                if pair in seen:
+                    ready = self._encode_attribute(pair)
+                else:
+                    if len(seen) >= _ENCODED_KEPT:
+                        seen.clear()
+                    seen.add(pair)
+                    ready = attribute(key, value, _serialized)
+            fields.append(ready)
         if not self._map:
             pair = (EVENT_NAME_ATTRIBUTE, event.event_name)
-            repeated.append(encoded.get(pair) or self._encode_attribute(pair))
-        return record.SerializeToString() + b"".join(repeated)  # type: ignore[no-any-return]
+            fields.append(encoded.get(pair) or self._encode_attribute(pair))
+        return log_record(event, observed_unix_nano, fields)
 
     def _completed(self, event: Event) -> bytes:
-        """An event encoded ahead, with the attributes added to it since (correlation appends them)."""
+        """An event encoded ahead, with the attributes added to it since (correlation appends them): a repeated
+        field may come in any number of pieces, in any place of the message."""
         assert event.wire is not None
         wire, encoded_attributes = event.wire
         if len(event.attributes) == encoded_attributes:
             return wire
         added = dict(list(event.attributes.items())[encoded_attributes:])
-        fields: bytes = LogRecord(attributes=key_values(self._map(added) if self._map else added)).SerializeToString()
-        return wire + fields
+        mapped = self._map(added) if self._map else added
+        return wire + b"".join(attribute(key, value, _serialized) for key, value in mapped.items())
 
     def _encode_attribute(self, pair: tuple[str, str]) -> bytes:
         """The LogRecord `attributes` field for a string attribute, as bytes, remembered (bounded)."""
         if len(self._encoded) >= _ENCODED_KEPT:
             self._encoded.clear()
-        record = LogRecord(attributes=[KeyValue(key=pair[0], value=AnyValue(string_value=pair[1]))])
-        field: bytes = record.SerializeToString()
-        self._encoded[pair] = field
+        field = self._encoded[pair] = attribute(pair[0], pair[1], _serialized)
         return field
 
     def json(self, events: Sequence[Event], observed_unix_nano: int) -> bytes:

@@ -32,8 +32,9 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from logtail.config import MetricsConfig
-from logtail.export.encode import INT64_MAX, INT64_MIN, SCOPE_NAME, key_values
+from logtail.export.encode import SCOPE_NAME, key_values
 from logtail.export.users import HOUR_NS, ActiveUsers
+from logtail.export.wire import INT64_MAX, INT64_MIN
 from logtail.pipeline import TWIN
 from logtail.pipeline.correlate import DURATION, MESSAGE
 from logtail.service.selfmetrics import DURATION_BOUNDS, Snapshot
@@ -151,7 +152,7 @@ class Series:
 
     start_unix_nano: int
     time_unix_nano: int
-    value: float = 0  # int while every value added is one
+    value: int | float = 0  # int while every value added is one (a plain `float` is a double under mypyc)
     count: int = 0
     buckets: list[int] = field(default_factory=list)
 
@@ -219,7 +220,7 @@ class Aggregator:
             if source is not None:
                 self._record("librechat.errors", event, [("librechat.error.source", source), *extra], 1)
             documents = attributes.get("librechat.search.documents")
-            if isinstance(documents, int | float) and not isinstance(documents, bool):
+            if isinstance(documents, (int, float)) and not isinstance(documents, bool):
                 labels = [(key, attributes[key]) for key in SEARCH_KEYS if key in attributes]
                 self._record("librechat.search.documents", event, labels + extra, documents)
 
@@ -262,7 +263,7 @@ class Aggregator:
         if attributes.get("librechat.token.context") == MESSAGE:
             self._record("librechat.requests", event, labels + _endpoint(attributes), 1)
             duration = attributes.get(DURATION)
-            if isinstance(duration, int | float) and not isinstance(duration, bool) and duration >= 0:
+            if isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration >= 0:
                 self._record("librechat.request.duration", event, labels + _endpoint(attributes), duration / 1000)
         for key, token_type in TOKEN_TYPES:
             tokens = attributes.get(key)
@@ -278,7 +279,7 @@ class Aggregator:
     def _credits(self, event: Event, extra: Labels) -> None:
         attributes = event.attributes
         amount = attributes.get("librechat.credits")
-        if not isinstance(amount, int | float) or isinstance(amount, bool):
+        if not isinstance(amount, (int, float)) or isinstance(amount, bool):
             return
         labels = self._model_labels(attributes) + extra
         self._record("librechat.credits", event, labels, amount)
@@ -286,7 +287,7 @@ class Aggregator:
             typed = labels if token_type is None else [("gen_ai.token.type", token_type), *labels]
             self._record("librechat.cost", event, typed, usd)
 
-    def _record(self, name: str, event: Event, labels: Sequence[tuple[str, Any]], value: float) -> None:
+    def _record(self, name: str, event: Event, labels: Sequence[tuple[str, Any]], value: int | float) -> None:
         key: AttrKey = tuple(sorted((k, _label(v)) for k, v in labels))
         streams = self._series[name]
         series = streams.get(key)
@@ -397,11 +398,11 @@ def cost_usd(attributes: Mapping[str, Any], credits_per_usd: float) -> list[tupl
     parts: list[tuple[str | None, float]] = [
         (token_type, value)
         for key, token_type in COST_PARTS
-        if isinstance(value := attributes.get(key), int | float) and not isinstance(value, bool)
+        if isinstance(value := attributes.get(key), (int, float)) and not isinstance(value, bool)
     ]
     if not parts:
         amount = attributes.get("librechat.credits")
-        if not isinstance(amount, int | float) or isinstance(amount, bool):
+        if not isinstance(amount, (int, float)) or isinstance(amount, bool):
             return []
         parts = [(None, amount)]
     return [(token_type, -credits / credits_per_usd) for token_type, credits in parts]
@@ -422,7 +423,7 @@ def _label(value: Any) -> str | int | float:
     return _label(str(value))
 
 
-def number_point(attributes: Mapping[str, Any], start: int, time: int, value: float) -> NumberDataPoint:
+def number_point(attributes: Mapping[str, Any], start: int, time: int, value: int | float) -> NumberDataPoint:
     if isinstance(value, int) and INT64_MIN <= value <= INT64_MAX:
         return NumberDataPoint(
             attributes=key_values(attributes), start_time_unix_nano=start, time_unix_nano=time, as_int=value
