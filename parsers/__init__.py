@@ -8,10 +8,13 @@ record, which is how records without a timestamp get theirs.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from parsers.catalogue import extractor_for
+from parsers.console import raw_from_console
+from parsers.containers import ContainerRecord
+from parsers.envelope import CONTAINER_FAMILIES
 from parsers.event import Attributes, Event, severity_number
 from parsers.fields import put_leftovers
 from parsers.records import Record
@@ -31,6 +34,7 @@ class FileContext:
 
     `identity` feeds `log.record.uid`; `file_date_ns` is midnight UTC of the file's date (0 if unknown);
     `last_time_ns` is updated by `parse_record` and carries time inference from record to record.
+    `attributes` are put on every event of the file (a container's `k8s.*` names from its path).
     """
 
     family: str
@@ -39,6 +43,7 @@ class FileContext:
     identity: str
     file_date_ns: int = 0
     last_time_ns: int | None = None
+    attributes: Attributes = field(default_factory=dict)
 
 
 def record_uid(identity: str, start: int) -> str:
@@ -68,6 +73,10 @@ def _parse(record: Record, ctx: FileContext) -> Event:
         raw = raw_from_debug(text, header) if header else None
         if raw is None:
             return _unparsed(record, ctx, text, "no debug record header")
+    elif ctx.family in CONTAINER_FAMILIES and not text.startswith("{"):
+        raw = raw_from_console(text)
+        if raw is None:
+            return _unparsed(record, ctx, text, "no LibreChat record header")
     else:
         stripped = text.strip()
         default_level = "error" if ctx.family == "error" else "info"
@@ -87,6 +96,8 @@ def _parse(record: Record, ctx: FileContext) -> Event:
         attrs["logtail.salvaged"] = True
     if ctx.family == "debug" and raw.level == "error":
         attrs["logtail.twin"] = True
+    if raw.time_ns is None and isinstance(record, ContainerRecord) and record.observed_ns:
+        raw.time_ns = record.observed_ns  # the colourised console's time has no milliseconds nor zone
     return _event(event_name, raw.time_ns, raw.level, raw.message, attrs, record, ctx)
 
 
@@ -105,16 +116,22 @@ def _event(
         line=record.line,
         start=record.start,
         end=record.end,
+        observed_unix_nano=record.observed_ns if isinstance(record, ContainerRecord) else 0,
     )
 
 
 def _base_attributes(record: Record, ctx: FileContext) -> Attributes:
-    return {
+    attrs: Attributes = {
         "log.file.name": ctx.name,
         "log.file.path": ctx.path,
         "logtail.file.family": ctx.family,
         "log.record.uid": record_uid(ctx.identity, record.start),
     }
+    if ctx.attributes:
+        attrs.update(ctx.attributes)
+    if isinstance(record, ContainerRecord) and record.stream:
+        attrs["log.iostream"] = record.stream
+    return attrs
 
 
 def _time(time_ns: int | None, ctx: FileContext, attrs: Attributes) -> int:

@@ -39,7 +39,8 @@ class Event:
     """One LibreChat record, typed.
 
     `start`/`end` are byte offsets of the record in the decompressed file: the tailer commits
-    `end` once the event is acknowledged.
+    `end` once the event is acknowledged. `observed_unix_nano` is a container runtime's time for the record
+    (0: none; the exporter then uses the time it reads it).
     """
 
     event_name: str
@@ -53,6 +54,7 @@ class Event:
     line: int
     start: int
     end: int
+    observed_unix_nano: int = 0
 
     def to_json_dict(self) -> dict[str, object]:
         """The `logtail parse` line (events.md §6)."""

@@ -108,7 +108,7 @@ class LogEncoder:
         for event in events:
             record = add_record(
                 time_unix_nano=event.time_unix_nano,
-                observed_time_unix_nano=observed_unix_nano,
+                observed_time_unix_nano=event.observed_unix_nano or observed_unix_nano,  # a runtime's time first
                 severity_number=event.severity_number,
                 severity_text=event.severity_text,
                 event_name=event.event_name,
@@ -166,7 +166,7 @@ class LogEncoder:
         records = [
             {
                 "timeUnixNano": str(event.time_unix_nano),
-                "observedTimeUnixNano": observed,
+                "observedTimeUnixNano": str(event.observed_unix_nano) if event.observed_unix_nano else observed,
                 "severityNumber": event.severity_number,
                 "severityText": event.severity_text,
                 "body": {"stringValue": event.body},

@@ -8,9 +8,11 @@ failing both, on the conversation. Memory is bounded: the oldest keys are forgot
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from typing import Final
 
+from parsers.envelope import CONTAINER_FAMILIES
 from parsers.event import AttrValue, Event
 
 CHECK: Final = "librechat.balance.check"
@@ -116,7 +118,7 @@ class Correlator:
                 found: Found = {key: attrs[key] for key in KEYS if key in attrs}
                 request = attrs.get("librechat.request.id")
                 if request is None:
-                    self._last_check[event.file] = (event.time_unix_nano, found)
+                    self._last_check[_scope(event)] = (event.time_unix_nano, found)
                 else:
                     self._by_request.put(request, found)
         elif name in TARGETS:
@@ -132,7 +134,13 @@ class Correlator:
         request = attrs.get("librechat.request.id")
         if request is not None:
             return self._by_request.get(request)
-        last = self._last_check.get(event.file)
+        last = self._last_check.get(_scope(event))
         if last and 0 <= event.time_unix_nano - last[0] <= SAME_FLOW_NS:
             return last[1]
         return self._by_conversation.get(attrs.get("gen_ai.conversation.id"))
+
+
+def _scope(event: Event) -> str:
+    """Where a check and the spending it precedes are written: one file, or one container's output (whose
+    rotations split it into several files)."""
+    return os.path.dirname(event.file) if event.family in CONTAINER_FAMILIES else event.file
