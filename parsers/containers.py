@@ -4,7 +4,8 @@ Each line of the file is one envelope (`parsers.envelope`); its text is a piece 
 of one output line (partial entries) are joined before anything else, per stream, so a stderr line written in the
 middle of a long stdout line neither splits nor joins it. An output line that starts a record (a JSON object, a
 debug-text or colourised header, `parsers.console.starts_record`) opens one; a line that does not continues the
-stream's open text record (a message with raw newlines, a `DEBUG_CONSOLE` metadata block). A file holds one
+stream's open text record (a message with raw newlines, a `DEBUG_CONSOLE` metadata block), or is a record of its
+own when the stream has none open (another program's output). A file holds one
 container's output, so records never cross containers.
 
 Offsets are those of the file: a record starts at its first envelope and ends after its last, so checkpoints,
@@ -24,16 +25,19 @@ from parsers.records import Line, Record, _Lines
 
 # An envelope line can be longer than the 16 KiB piece it carries (Docker escapes control characters six-fold).
 ENVELOPE_MAX: Final = 128 * 1024
+TAIL: Final = 64  # file bytes kept before a record's end, for the tailer's offset marker
 
 
 @dataclass(slots=True)
 class ContainerRecord(Record):
     """A record of a container's output: `data` is the output (envelopes removed, pieces joined, lines ending in
-    newlines), `observed_ns` the runtime's time for its first piece, `next_line` the file's line at `end`."""
+    newlines), `observed_ns` the runtime's time for its first piece, `next_line` the file's line at `end` and
+    `tail` the file's last bytes before `end` (None: that envelope line was cut)."""
 
     observed_ns: int = 0
     stream: str = ""
     next_line: int = 0
+    tail: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -45,6 +49,7 @@ class _Open:
     observed_ns: int
     stream: str
     text: bool  # a text record, which following non-header lines continue
+    tail: bytes | None = None  # the file's bytes before `end`
     parts: list[bytes] = field(default_factory=list)
     size: int = 0
     cut: bool = False
@@ -64,7 +69,7 @@ class _Open:
 class ContainerSplitter:
     """Records of a Docker json-file (`family="docker"`) or CRI (`"cri"`) log file."""
 
-    __slots__ = ("_decode", "_end", "_end_line", "_lines", "_max", "_open", "_queue")
+    __slots__ = ("_decode", "_end", "_end_line", "_end_tail", "_lines", "_max", "_open", "_queue")
 
     def __init__(self, family: str, max_bytes: int, offset: int = 0, line: int = 1) -> None:
         self._decode = decode_docker if family == DOCKER else decode_cri
@@ -73,6 +78,7 @@ class ContainerSplitter:
         self._open: dict[str, _Open] = {}  # per stream: the record its next output line may continue
         self._queue: list[_Open] = []  # records not handed out yet, in the order they start
         self._end, self._end_line = offset, line  # the furthest end handed out, and the line there
+        self._end_tail: bytes | None = None
 
     @property
     def pending(self) -> int:
@@ -103,8 +109,9 @@ class ContainerSplitter:
     def _take(self, item: Line) -> None:
         data, start, end, line, truncated = item
         entry = None if truncated else self._decode(data)
+        tail = None if truncated else data[-TAIL:]
         if entry is None:  # not an envelope: a record of its own, which the parser reports as unparsed
-            record = _Open(start, end, line, line + 1, 0, "", text=False, done=True)
+            record = _Open(start, end, line, line + 1, 0, "", text=False, tail=tail, done=True)
             record.add(data, self._max)
             record.cut = truncated
             self._queue.append(record)
@@ -114,18 +121,20 @@ class ContainerSplitter:
             if not current.partial:
                 current.add(b"\n", self._max)
             current.add(entry.text, self._max)
-            current.end, current.next_line, current.partial = end, line + 1, entry.partial
+            current.end, current.next_line, current.partial, current.tail = end, line + 1, entry.partial, tail
         else:
             if current is not None:
                 current.done = True
             current = self._start(entry, start, end, line)
+            current.tail = tail
         if not current.partial and not current.text:
             current.done = True
         if current.done:
             self._open.pop(entry.stream, None)
 
     def _start(self, entry: Entry, start: int, end: int, line: int) -> _Open:
-        text = not entry.text.startswith(b"{")
+        # Only a record begun by a LibreChat header takes the lines that follow (a Node warning is a line of its own).
+        text = not entry.text.startswith(b"{") and starts_record(entry.text)
         record = _Open(start, end, line, line + 1, entry.time_ns, entry.stream, text=text, partial=entry.partial)
         record.add(entry.text, self._max)
         self._queue.append(record)
@@ -137,7 +146,7 @@ class ContainerSplitter:
         while self._queue and self._queue[0].done:
             record = self._queue.pop(0)
             if record.end > self._end:
-                self._end, self._end_line = record.end, record.next_line
+                self._end, self._end_line, self._end_tail = record.end, record.next_line, record.tail
             data = b"".join(record.parts)
             if not record.cut:
                 data += b"\n"
@@ -151,6 +160,7 @@ class ContainerSplitter:
                     observed_ns=record.observed_ns,
                     stream=record.stream,
                     next_line=self._end_line,
+                    tail=self._end_tail,
                 )
             )
         return out

@@ -89,6 +89,20 @@ def test_partial_entries_are_joined_per_stream() -> None:
         assert [r.stream for r in records if isinstance(r, ContainerRecord)] == ["stdout", "stderr"]
 
 
+def test_other_output_is_a_record_per_line_and_holds_nothing_up() -> None:
+    header = b"2025-11-24 23:25:00 \x1b[31merror\x1b[39m: \x1b[31mboom"
+    lines = [(b"(node:1) Warning: one", "stderr"), (b'{"level":"info","message":"a"}', "stdout"), (header, "stdout")]
+    lines += [(b"second line of the message\x1b[39m", "stdout"), (b"(node:1) Warning: two", "stderr")]
+    splitter = ContainerSplitter("cri", 1 << 20)
+    records = splitter.feed(b"".join(cri_entries(line, stream, 1) for line, stream in lines))
+    assert [r.data for r in records] == [b"(node:1) Warning: one\n", b'{"level":"info","message":"a"}\n']
+    assert splitter.pending  # the colourised record may go on
+    rest = splitter.flush(final=False)
+    assert [r.data for r in rest] == [header + b"\nsecond line of the message\x1b[39m\n", b"(node:1) Warning: two\n"]
+    event = parse_record(rest[0], FileContext("cri", "0.log", "0.log", "id"))
+    assert (event.severity_text, event.body) == ("error", "boom\nsecond line of the message")
+
+
 def test_an_unfinished_partial_line_is_held_until_the_file_ends() -> None:
     data = cri_entries(b"y" * (MAX_LINE + 10), "stdout", 1).splitlines(keepends=True)[0]
     splitter = ContainerSplitter("cri", 1 << 20)
@@ -211,3 +225,10 @@ def test_a_line_that_is_no_envelope_is_unparsed_not_lost() -> None:
     event = parse_record(record, FileContext("docker", "x-json.log", "x-json.log", "id"))
     assert event.event_name == "librechat.unparsed"
     assert isinstance(record, Record)
+
+
+def test_the_docker_wrapper_escapes_as_go_does() -> None:
+    entry = docker_entries('<b>&\x1b[31m"\\\t\u2028é'.encode(), "stdout", 1_764_026_700_000_417_000)
+    log = '"\\u003cb\\u003e\\u0026\\u001b[31m\\"\\\\\\t\\u2028é\\n"'
+    expected = '{"log":' + log + ',"stream":"stdout","time":"2025-11-24T23:25:00.000417Z"}\n'
+    assert entry == expected.encode()

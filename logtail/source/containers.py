@@ -11,6 +11,7 @@ every container under the directory (or the container directories) it is given.
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from pathlib import Path
 from typing import Final
@@ -22,6 +23,7 @@ CRI: Final = "cri"
 DEFAULT_SELECT: Final = "*librechat*"
 _DOCKER: Final = re.compile(r"^([0-9a-f]{64})-json\.log(?:\.(\d+))?(\.gz)?$")
 _CRI: Final = re.compile(r"^(\d+)\.log(?:\.(\d{8}-\d{6}))?(\.gz)?$")
+_CONTAINER_ID: Final = re.compile(r"[0-9a-f]{64}")
 _POD_DIR: Final = re.compile(r"^([^_]+)_(.+)_([0-9a-fA-F-]{8,})$")
 _LIVE: Final = 10**14 - 1  # sorts after every `YYYYMMDDhhmmss`
 
@@ -66,6 +68,54 @@ def attributes(path: Path, family: str) -> Attributes:
         "k8s.container.name": path.parent.name,
         "k8s.container.restart_count": int(restart.group(1)),
     }
+
+
+def detect(root: Path) -> str:
+    """`cri` for a directory of pod directories, `docker` for one of container directories (or one container's),
+    else `files` (LibreChat's own)."""
+    try:
+        entries = sorted(os.scandir(root), key=lambda entry: entry.name)
+    except OSError:
+        return "files"
+    for entry in entries:
+        if _DOCKER.match(entry.name):
+            return DOCKER
+        if not _is_dir(entry):
+            continue
+        if _POD_DIR.match(entry.name):
+            return CRI
+        if _CONTAINER_ID.fullmatch(entry.name):
+            return DOCKER
+    return "files"
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def container_dirs(root: Path, family: str, glob: str) -> list[Path]:
+    """The directories holding the log files of the containers read under `root` (`root` itself for Docker's
+    container directory given directly)."""
+    out: list[Path] = []
+    for path in _subdirs(root):
+        if family == DOCKER:
+            out.append(path)
+            continue
+        for container in _subdirs(path):
+            if selected(container / "0.log", CRI, glob):
+                out.append(container)
+    return out
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return []
+    return sorted(Path(entry.path) for entry in entries if _is_dir(entry) and not entry.name.startswith("."))
 
 
 def selected(path: Path, family: str, glob: str) -> bool:
