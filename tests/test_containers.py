@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures.containers.wrap import MAX_LINE, cri_entries, docker_entries
+from logtail.devcollector.collector import DevCollector
 from logtail.pipeline import Pipeline
 from logtail.source.files import discover, file_identity
 from logtail.source.read import read_events
@@ -24,6 +25,7 @@ from parsers import FileContext, parse_record
 from parsers.containers import ContainerRecord, ContainerSplitter
 from parsers.event import Event
 from parsers.records import Record
+from tests.test_replay import replay
 
 HERE = Path(__file__).resolve().parent.parent / "fixtures" / "containers"
 JSON, TEXT = HERE / "json", HERE / "text"
@@ -232,3 +234,19 @@ def test_the_docker_wrapper_escapes_as_go_does() -> None:
     log = '"\\u003cb\\u003e\\u0026\\u001b[31m\\"\\\\\\t\\u2028é\\n"'
     expected = '{"log":' + log + ',"stream":"stdout","time":"2025-11-24T23:25:00.000417Z"}\n'
     assert entry == expected.encode()
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+def test_replay_ships_container_files_with_the_runtime_time_as_observed_time(
+    collector: DevCollector, tmp_path: Path, protocol: str
+) -> None:
+    pods = JSON / "pods"
+    done = replay(pods, "--endpoint", collector.http_endpoint, "--protocol", protocol, state=tmp_path / "replay.json")
+    assert done.returncode == 0, done.stderr
+    expected = {str(e.attributes["log.record.uid"]): e for e in events(pods)}
+    received = collector.wait_for_logs(len(expected))
+    assert sorted(str(r["attributes"]["log.record.uid"]) for r in received) == sorted(expected)
+    for record in received:
+        event = expected[str(record["attributes"]["log.record.uid"])]
+        assert record["observed_time_unix_nano"] == event.observed_unix_nano > 0
+        assert record["attributes"]["k8s.pod.name"] == "librechat-api-5f7d8c9b4-x2x7q"
