@@ -155,4 +155,6 @@ def _unparsed(record: Record, ctx: FileContext, text: str, error: str) -> Event:
         if header:
             level = header.group(2)
             time_ns = iso_to_ns(header.group(1))
+    elif isinstance(record, ContainerRecord) and record.observed_ns:
+        time_ns = record.observed_ns  # another program's output, or a line the runtime wrote whole
     return _event(UNPARSED, time_ns, level, text[:UNPARSED_BODY_CAP], attrs, record, ctx)

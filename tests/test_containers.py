@@ -101,8 +101,16 @@ def test_other_output_is_a_record_per_line_and_holds_nothing_up() -> None:
     assert splitter.pending  # the colourised record may go on
     rest = splitter.flush(final=False)
     assert [r.data for r in rest] == [header + b"\nsecond line of the message\x1b[39m\n", b"(node:1) Warning: two\n"]
-    event = parse_record(rest[0], FileContext("cri", "0.log", "0.log", "id"))
+    ctx = FileContext("cri", "0.log", "0.log", "id")
+    event = parse_record(rest[0], ctx)
     assert (event.severity_text, event.body) == ("error", "boom\nsecond line of the message")
+    warning = parse_record(records[0], ctx)
+    assert (warning.event_name, warning.time_unix_nano, warning.attributes["log.iostream"]) == (
+        "librechat.unparsed",
+        1,
+        "stderr",
+    )
+    assert "logtail.time_inferred" not in warning.attributes
 
 
 def test_an_unfinished_partial_line_is_held_until_the_file_ends() -> None:
