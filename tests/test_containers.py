@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from fixtures.containers.wrap import MAX_LINE, cri_entries, docker_entries
 from logtail.devcollector.collector import DevCollector
 from logtail.pipeline import Pipeline
+from logtail.source.containers import detect
 from logtail.source.files import discover, file_identity
 from logtail.source.read import read_events
 from parsers import FileContext, parse_record
@@ -29,6 +30,7 @@ from tests.test_replay import replay
 
 HERE = Path(__file__).resolve().parent.parent / "fixtures" / "containers"
 JSON, TEXT = HERE / "json", HERE / "text"
+CONTAINER = "ab" * 32
 WRAPPERS = {"docker": docker_entries, "cri": cri_entries}
 # What says where a record was read, not what it is.
 WHERE = ("log.file.", "logtail.file.", "log.record.uid", "log.iostream", "k8s.", "container.", "logtail.t")
@@ -258,3 +260,35 @@ def test_replay_ships_container_files_with_the_runtime_time_as_observed_time(
         event = expected[str(record["attributes"]["log.record.uid"])]
         assert record["observed_time_unix_nano"] == event.observed_unix_nano > 0
         assert record["attributes"]["k8s.pod.name"] == "librechat-api-5f7d8c9b4-x2x7q"
+
+
+def test_files_are_ordered_as_the_runtimes_wrote_them(tmp_path: Path) -> None:
+    docker = tmp_path / "docker" / CONTAINER / f"{CONTAINER}-json.log"
+    pod = tmp_path / "pods" / "librechat_librechat-api-0_1b2c3d4e-5f60" / "api"
+    names = {
+        docker.parent: [docker.name + suffix for suffix in (".1", ".3.gz", "", ".2.gz")],
+        pod: ["1.log", "0.log.20251124-235959", "0.log", "0.log.20251124-101010.gz", "1.log.20251125-000001"],
+    }
+    for directory, files in names.items():
+        directory.mkdir(parents=True)
+        for name in files:
+            (directory / name).write_bytes(b"")
+    assert [f.path.name.removeprefix(CONTAINER) for f in discover([tmp_path / "docker"])] == [
+        "-json.log.3.gz",
+        "-json.log.2.gz",
+        "-json.log.1",
+        "-json.log",
+    ]
+    assert [f.path.name for f in discover([tmp_path / "pods"])] == [
+        "0.log.20251124-101010.gz",
+        "0.log.20251124-235959",
+        "0.log",
+        "1.log.20251125-000001",
+        "1.log",
+    ]
+    assert (detect(tmp_path / "docker"), detect(tmp_path / "pods"), detect(docker.parent)) == (
+        "docker",
+        "cri",
+        "docker",
+    )
+    assert detect(tmp_path / "nothing-yet") == detect(JSON / "logs") == "files"
