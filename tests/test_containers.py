@@ -87,10 +87,11 @@ def test_partial_entries_are_joined_per_stream() -> None:
         splitter = ContainerSplitter(family, 1 << 20)
         records = [r for i in range(0, len(data), 1000) for r in splitter.feed(data[i : i + 1000])]
         records += splitter.flush()
-        assert [r.data for r in records] == [long + b"\n", b"warning on stderr\n"]
-        assert [r.start for r in records] == [0, len(pieces[0])]
-        assert [r.end for r in records] == [len(data), len(data)]  # never a checkpoint inside the long line
-        assert [r.stream for r in records if isinstance(r, ContainerRecord)] == ["stdout", "stderr"]
+        # As they complete; a checkpoint after the stderr line stays before the long line, still being joined.
+        assert [r.data for r in records] == [b"warning on stderr\n", long + b"\n"]
+        assert [r.start for r in records] == [len(pieces[0]), 0]
+        assert [r.end for r in records] == [0, len(data)]
+        assert [r.stream for r in records if isinstance(r, ContainerRecord)] == ["stderr", "stdout"]
 
 
 def test_other_output_is_a_record_per_line_and_holds_nothing_up() -> None:
@@ -99,10 +100,15 @@ def test_other_output_is_a_record_per_line_and_holds_nothing_up() -> None:
     lines += [(b"second line of the message\x1b[39m", "stdout"), (b"(node:1) Warning: two", "stderr")]
     splitter = ContainerSplitter("cri", 1 << 20)
     records = splitter.feed(b"".join(cri_entries(line, stream, 1) for line, stream in lines))
-    assert [r.data for r in records] == [b"(node:1) Warning: one\n", b'{"level":"info","message":"a"}\n']
+    assert [r.data for r in records] == [
+        b"(node:1) Warning: one\n",
+        b'{"level":"info","message":"a"}\n',
+        b"(node:1) Warning: two\n",
+    ]
+    assert records[2].end == records[1].end  # the colourised record, still open, starts there
     assert splitter.pending  # the colourised record may go on
     rest = splitter.flush(final=False)
-    assert [r.data for r in rest] == [header + b"\nsecond line of the message\x1b[39m\n", b"(node:1) Warning: two\n"]
+    assert [r.data for r in rest] == [header + b"\nsecond line of the message\x1b[39m\n"]
     ctx = FileContext("cri", "0.log", "0.log", "id")
     event = parse_record(rest[0], ctx)
     assert (event.severity_text, event.body) == ("error", "boom\nsecond line of the message")
@@ -125,22 +131,52 @@ def test_an_unfinished_partial_line_is_held_until_the_file_ends() -> None:
     assert record.data == b"y" * MAX_LINE + b"\n"
 
 
-@settings(max_examples=60, deadline=None)
+_OUTPUT = st.one_of(
+    st.binary(max_size=3 * MAX_LINE // 2).map(lambda b: b.replace(b"\n", b" ")),
+    st.sampled_from(
+        [
+            b'{"level":"info","message":"[indexSync] Sync completed successfully"}',
+            b"2025-11-24 23:25:00 \x1b[32minfo\x1b[39m: \x1b[32mhello",
+            b"2025-11-24T23:25:48.797Z debug: [spendTokens] conversationId: c | Token usage:",
+            b"{",
+            b"  promptTokens: 5,",
+            b"}",
+            b"",
+        ]
+    ),
+)
+
+
+@settings(max_examples=80, deadline=None)
 @given(
-    lines=st.lists(st.binary(max_size=3 * MAX_LINE // 2).map(lambda b: b.replace(b"\n", b" ")), max_size=6),
+    lines=st.lists(st.tuples(_OUTPUT, st.sampled_from(["stdout", "stderr"])), max_size=8),
     family=st.sampled_from(sorted(WRAPPERS)),
     cut=st.integers(min_value=1, max_value=5000),
+    idle=st.booleans(),
 )
-def test_any_chunking_gives_the_same_records(lines: list[bytes], family: str, cut: int) -> None:
-    data = b"".join(WRAPPERS[family](line, "stdout", 10**18 + i) for i, line in enumerate(lines))
+def test_any_chunking_gives_the_same_records(lines: list[tuple[bytes, str]], family: str, cut: int, idle: bool) -> None:
+    data = b"".join(WRAPPERS[family](line, stream, 10**18 + i) for i, (line, stream) in enumerate(lines))
     whole = ContainerSplitter(family, 1 << 20)
     expected = whole.feed(data) + whole.flush()
     chunked = ContainerSplitter(family, 1 << 20)
-    got = [r for i in range(0, len(data), cut) for r in chunked.feed(data[i : i + cut])] + chunked.flush()
-    assert got == expected
-    if family == "cri":  # Docker's json-file replaces invalid UTF-8 (as Go does); CRI keeps the bytes
-        assert b"".join(r.data for r in got) == b"".join(line + b"\n" for line in lines)
+    got: list[Record] = []
+    positions: list[tuple[int, int]] = []  # (records handed out so far, `position` then)
+    for i in range(0, len(data), cut):
+        got += chunked.feed(data[i : i + cut])
+        if idle:  # the file stopped growing for a while: what is whole goes, a line still arriving stays
+            got += chunked.flush(final=False)
+        positions.append((len(got), chunked.position))
+    got += chunked.flush()
+    # A checkpoint at the last record's end, or at `position`, never skips a record handed out later.
     assert all(a.end <= b.end for a, b in itertools.pairwise(got))
+    assert all(r.start >= position for n, position in positions for r in got[n:])
+    assert got[-1:] == [] or got[-1].end == len(data)
+    if family == "cri":  # Docker's json-file replaces invalid UTF-8 (as Go does); CRI keeps the bytes
+        for stream in ("stdout", "stderr"):
+            mine = [r for r in got if isinstance(r, ContainerRecord) and r.stream == stream]
+            assert b"".join(r.data for r in mine) == b"".join(line + b"\n" for line, s in lines if s == stream)
+    if not idle:
+        assert got == expected
 
 
 def test_a_record_over_16_kib_arrives_whole() -> None:
