@@ -150,9 +150,7 @@ class Reader:
         ctx = self._context()
         for record in records:
             event: Event | None = None
-            # A container's stderr line inside a long stdout line starts before the end of the record before it;
-            # runtimes never copy a log file, so there is no twin reader to leave it to.
-            if record.start >= self.claim.upto or isinstance(record, ContainerRecord):
+            if record.start >= self.claim.upto:
                 event = parse_record(record, ctx)
             self.claim.upto = max(self.claim.upto, record.end)
             if isinstance(record, ContainerRecord):  # its data is the output, not the file's bytes
