@@ -328,3 +328,49 @@ def test_files_are_ordered_as_the_runtimes_wrote_them(tmp_path: Path) -> None:
         "docker",
     )
     assert detect(tmp_path / "nothing-yet") == detect(JSON / "logs") == "files"
+
+
+# `DEBUG_CONSOLE=true` without CONSOLE_JSON: the debug file's text on stdout, a metadata block line by line
+# (written by @librechat/data-schemas 0.0.71 for two calls of the v0.8 corpus).
+DEBUG_CONSOLE = [
+    b"2025-11-24T23:25:11.431Z debug: [Balance.check] Initial state",
+    b"{",
+    b'  user: "73619ebc79f00c9216f63c89",',
+    b'  model: "gpt-4o",',
+    b'  endpoint: "azureOpenAI",',
+    b'  tokenType: "prompt",',
+    b"  amount: 7704,",
+    b"  balance: 460759,",
+    b"  multiplier: 2.5,",
+    b"  endpointTokenConfig: false,",
+    b'  userId: "73619ebc79f00c9216f63c89",',
+    b'  requestId: "5efd2a2a-b8fc-4f45-92b1-7bf263e07e92",',
+    b'  request_id: "5efd2a2a-b8fc-4f45-92b1-7bf263e07e92",',
+    b'  request_method: "DELETE",',
+    b'  request_path: "/api/auth/login",',
+    b"}",
+    b"2025-11-24T23:25:11.452Z debug: [Balance.check] Token cost",
+    b"{",
+    b"  tokenCost: 19260,",
+    b'  userId: "73619ebc79f00c9216f63c89",',
+    b'  requestId: "5efd2a2a-b8fc-4f45-92b1-7bf263e07e92",',
+    b'  request_id: "5efd2a2a-b8fc-4f45-92b1-7bf263e07e92",',
+    b'  request_method: "DELETE",',
+    b'  request_path: "/api/auth/login",',
+    b"}",
+]
+
+
+def test_debug_console_text_is_read_as_the_debug_file_is() -> None:
+    data = b"".join(cri_entries(line, "stdout", 1_764_026_711_431_000_417 + i) for i, line in enumerate(DEBUG_CONSOLE))
+    splitter = ContainerSplitter("cri", 1 << 20)
+    records = splitter.feed(data) + splitter.flush()
+    ctx = FileContext("cri", "0.log", "0.log", "id")
+    check, cost = (parse_record(r, ctx) for r in records)
+    assert (check.event_name, check.attributes["librechat.token.amount"], check.attributes["url.path"]) == (
+        "librechat.balance.check",
+        7704,
+        "/api/auth/login",
+    )
+    assert cost.attributes["librechat.token.cost"] == 19260
+    assert check.time_unix_nano == 1_764_026_711_431_000_000  # the record's own time, not the runtime's
