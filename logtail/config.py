@@ -68,6 +68,10 @@ class SourceConfig(_Section):
     start_at: Literal["beginning", "end"] = "end"
     families: Families = Families()
     max_record_bytes: Annotated[StrictInt, Field(ge=1024)] = 1 << 20
+    # `logs_dir` holds LibreChat's files, or container log files: Docker's (`/var/lib/docker/containers`) or the
+    # kubelet's (`/var/log/pods`); `auto` tells them apart by what is there.
+    kind: Literal["auto", "files", "docker", "cri"] = "auto"
+    containers: StrictStr = "*librechat*"  # the kubelet's containers read: a glob over namespace, pod, container
 
 
 class TlsConfig(_Section):

@@ -39,7 +39,8 @@ class Event:
     """One LibreChat record, typed.
 
     `start`/`end` are byte offsets of the record in the decompressed file: the tailer commits
-    `end` once the event is acknowledged.
+    `end` once the event is acknowledged. `observed_unix_nano` is a container runtime's time for the record
+    (0: none; the exporter then uses the time it reads it).
     """
 
     event_name: str
@@ -53,6 +54,7 @@ class Event:
     line: int
     start: int
     end: int
+    observed_unix_nano: int = 0  # when a container runtime received the line; 0: when logtail reads it
     # The OTLP LogRecord encoded ahead by a parse worker, with how many attributes it holds (export fills it in;
     # parsers leave it None). Attributes added later are encoded when the batch is framed.
     wire: tuple[bytes, int] | None = field(default=None, compare=False, repr=False)

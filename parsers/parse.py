@@ -6,10 +6,13 @@ Its own module rather than the package's `__init__`, which the compiled build ca
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from parsers.catalogue import extractor_for
+from parsers.console import raw_from_console
+from parsers.containers import ContainerRecord
+from parsers.envelope import CONTAINER_FAMILIES
 from parsers.event import Attributes, Event, severity_number
 from parsers.fields import put_leftovers
 from parsers.records import Record
@@ -27,6 +30,7 @@ class FileContext:
 
     `identity` feeds `log.record.uid`; `file_date_ns` is midnight UTC of the file's date (0 if unknown);
     `last_time_ns` is updated by `parse_record` and carries time inference from record to record.
+    `attributes` are put on every event of the file (a container's `k8s.*` names from its path).
     """
 
     family: str
@@ -35,6 +39,7 @@ class FileContext:
     identity: str
     file_date_ns: int = 0
     last_time_ns: int | None = None
+    attributes: Attributes = field(default_factory=dict)
 
 
 def record_uid(identity: str, start: int) -> str:
@@ -64,6 +69,10 @@ def _parse(record: Record, ctx: FileContext) -> Event:
         raw = raw_from_debug(text, header) if header else None
         if raw is None:
             return _unparsed(record, ctx, text, "no debug record header")
+    elif ctx.family in CONTAINER_FAMILIES and not text.startswith("{"):
+        raw = raw_from_console(text)
+        if raw is None:
+            return _unparsed(record, ctx, text, "no LibreChat record header")
     else:
         stripped = text.strip()
         default_level = "error" if ctx.family == "error" else "info"
@@ -83,6 +92,8 @@ def _parse(record: Record, ctx: FileContext) -> Event:
         attrs["logtail.salvaged"] = True
     if ctx.family == "debug" and raw.level == "error":
         attrs["logtail.twin"] = True
+    if raw.time_ns is None and isinstance(record, ContainerRecord) and record.observed_ns:
+        raw.time_ns = record.observed_ns  # the colourised console's time has no milliseconds nor zone
     return _event(event_name, raw.time_ns, raw.level, raw.message, attrs, record, ctx)
 
 
@@ -101,16 +112,22 @@ def _event(
         line=record.line,
         start=record.start,
         end=record.end,
+        observed_unix_nano=record.observed_ns if isinstance(record, ContainerRecord) else 0,
     )
 
 
 def _base_attributes(record: Record, ctx: FileContext) -> Attributes:
-    return {
+    attrs: Attributes = {
         "log.file.name": ctx.name,
         "log.file.path": ctx.path,
         "logtail.file.family": ctx.family,
         "log.record.uid": record_uid(ctx.identity, record.start),
     }
+    if ctx.attributes:
+        attrs.update(ctx.attributes)
+    if isinstance(record, ContainerRecord) and record.stream:
+        attrs["log.iostream"] = record.stream
+    return attrs
 
 
 def _time(time_ns: int | None, ctx: FileContext, attrs: Attributes) -> int:
@@ -134,4 +151,6 @@ def _unparsed(record: Record, ctx: FileContext, text: str, error: str) -> Event:
         if header:
             level = header.group(2)
             time_ns = iso_to_ns(header.group(1))
+    elif isinstance(record, ContainerRecord) and record.observed_ns:
+        time_ns = record.observed_ns  # another program's output, or a line the runtime wrote whole
     return _event(UNPARSED, time_ns, level, text[:UNPARSED_BODY_CAP], attrs, record, ctx)

@@ -53,7 +53,10 @@ class Splitter(Protocol):
 
     def feed(self, chunk: bytes) -> list[Record]: ...
 
-    def flush(self) -> list[Record]: ...
+    def flush(self, final: bool = True) -> list[Record]:
+        """The record still held. `final=False`: the file may still grow (container splitters then keep a line
+        whose pieces are still arriving)."""
+        ...
 
 
 class _Lines:
@@ -143,7 +146,7 @@ class JsonLineSplitter:
     def feed(self, chunk: bytes) -> list[Record]:
         return self._records(self._lines.feed(chunk))
 
-    def flush(self) -> list[Record]:
+    def flush(self, final: bool = True) -> list[Record]:
         last = self._lines.take_unfinished()
         records = self._records([last] if last else [])
         # Trailing whitespace-only lines are not records; they stay before `position`.
@@ -192,7 +195,7 @@ class DebugSplitter:
             self._take(item, out)
         return out
 
-    def flush(self) -> list[Record]:
+    def flush(self, final: bool = True) -> list[Record]:
         out: list[Record] = []
         last = self._lines.take_unfinished()
         if last:
@@ -221,6 +224,10 @@ class DebugSplitter:
 
 
 def splitter_for(family: str, max_bytes: int = DEFAULT_MAX_RECORD, offset: int = 0, line: int = 1) -> Splitter:
+    if family in ("docker", "cri"):
+        from parsers.containers import ContainerSplitter  # imported here: it builds on this module
+
+        return ContainerSplitter(family, max_bytes, offset, line)
     if family == "debug":
         return DebugSplitter(max_bytes, offset, line)
     return JsonLineSplitter(max_bytes, offset, line)

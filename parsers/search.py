@@ -33,9 +33,9 @@ _PHASES: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"Finished indexing (?P<collection>\w+)", "finished"),
         (r"Starting index synchronization check", "check_start"),
         (r"Requesting (?P<collection>\w+?) sync progress", "progress"),
-        (r"(?P<collection>\w+) need syncing: (?P<documents>\d+)/(?P<total>\d+)", "need"),
+        (r"\b(?P<collection>\w+) need syncing: (?P<documents>\d+)/(?P<total>\d+)", "need"),
         (r"Starting (?P<collection>\w+?) sync \((?P<documents>\d+) unindexed\)", "start"),
-        (r"(?P<collection>\w+) are fully synced: (?P<documents>\d+)/(?P<total>\d+)", "synced"),
+        (r"\b(?P<collection>\w+) are fully synced: (?P<documents>\d+)/(?P<total>\d+)", "synced"),
         (r"Sync completed successfully", "done"),
         # v0.8.0-v0.8.1 wording (replaced in v0.8.2).
         (r"Progress: \d+% \((?P<documents>\d+)/(?P<total>\d+)\)", "processed"),

@@ -12,6 +12,7 @@ from parsers.winston import Raw
 USAGE: Final = "librechat.token.usage"
 TRANSACTION: Final = "librechat.token.transaction"
 NO_TRANSACTION: Final = "librechat.token.no_transaction"
+_SPLIT: Final = ("input", "write", "read")
 
 # The header may be cut at 150 characters (`... [truncated]`), taking `| Token usage:` with it.
 _USAGE: Final = re.compile(
@@ -32,13 +33,13 @@ def usage(raw: Raw, attrs: Attributes) -> str:
             attrs["librechat.token.context"] = found.group(2)
     fields = raw.fields
     prompt = fields.get("promptTokens")
-    if prompt is None:
-        put_number(attrs, "gen_ai.usage.input_tokens", fields.get("promptTokens.input"))
-    else:
-        put_number(attrs, "gen_ai.usage.input_tokens", prompt)
+    # A JSON line (error file, CONSOLE_JSON) nests the split; the debug file flattens it to `promptTokens.input`.
+    split = prompt if isinstance(prompt, dict) else {part: fields.get("promptTokens." + part) for part in _SPLIT}
+    fresh = split.get("input") if prompt is None or split is prompt else prompt
+    put_number(attrs, "gen_ai.usage.input_tokens", fresh)
     put_number(attrs, "gen_ai.usage.output_tokens", fields.get("completionTokens"))
-    put_number(attrs, "gen_ai.usage.cache_creation.input_tokens", fields.get("promptTokens.write"))
-    put_number(attrs, "gen_ai.usage.cache_read.input_tokens", fields.get("promptTokens.read"))
+    put_number(attrs, "gen_ai.usage.cache_creation.input_tokens", split.get("write"))
+    put_number(attrs, "gen_ai.usage.cache_read.input_tokens", split.get("read"))
     put_request(attrs, fields)
     return USAGE
 

@@ -88,6 +88,8 @@ def raw_from_json(obj: Fields, default_level: str) -> Raw:
     """error / meiliSync / login-logs line: `{"level", "message", "timestamp"?, ...metadata}`."""
     level = obj.pop("level", default_level)
     message = obj.pop("message", "")
+    if "0" in obj and isinstance(message, str):
+        message = _unspread(obj, message)
     stamp = obj.pop("timestamp", None)
     time_ns = iso_to_ns(stamp) if isinstance(stamp, str) else None
     if time_ns is None and stamp is not None:
@@ -98,6 +100,17 @@ def raw_from_json(obj: Fields, default_level: str) -> Raw:
         time_ns=time_ns,
         fields=obj,
     )
+
+
+def _unspread(obj: Fields, message: str) -> str:
+    """`logger.debug(msg, 'a string')` on a JSON transport: winston's splat spreads the string into keys `"0"`,
+    `"1"`… of one character each. Put it back after the message, as the debug file's header shows it."""
+    chars: list[str] = []
+    while isinstance(char := obj.get(str(len(chars))), str) and len(char) == 1:
+        chars.append(char)
+    for i in range(len(chars)):
+        del obj[str(i)]
+    return f"{message} {''.join(chars)}" if chars else message
 
 
 def match_header(text: str) -> re.Match[str] | None:
@@ -111,9 +124,9 @@ def raw_from_debug(text: str, header: re.Match[str]) -> Raw:
     if level == "debug":
         rest, fields = _split_metadata(rest)
         if not fields and rest.endswith("}"):  # v0.8 appends the request context to block-less headers too
-            rest, fields = _split_context(rest)
+            rest, fields = split_context(rest)
     else:
-        rest, fields = _split_context(rest)
+        rest, fields = split_context(rest)
     return Raw(level=level, message=rest, time_ns=iso_to_ns(header.group(1)), fields=fields)
 
 
@@ -137,7 +150,7 @@ def _split_metadata(rest: str) -> tuple[str, Fields]:
     return rest, {}
 
 
-def _split_context(rest: str) -> tuple[str, Fields]:
+def split_context(rest: str) -> tuple[str, Fields]:
     """Newest LibreChat appends ` {"userId":…,"requestId":…}` to non-debug headers."""
     if not rest.endswith("}"):
         return rest, {}

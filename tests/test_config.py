@@ -192,6 +192,8 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "source.families.meili": ("no", False),
     "source.families.login": ("off", False),
     "source.max_record_bytes": ("4096", 4096),
+    "source.kind": ("cri", "cri"),
+    "source.containers": ("librechat-*", "librechat-*"),
     "export.profile": ("openobserve", "openobserve"),
     "export.endpoint": ("https://o2.example.com/api/default", "https://o2.example.com/api/default"),
     "export.metrics_endpoint": ("https://mimir.example.com/otlp", "https://mimir.example.com/otlp"),

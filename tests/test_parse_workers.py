@@ -15,6 +15,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from fixtures.generate import generate
 from logtail.export.encode import LogEncoder
 from logtail.pipeline import TWIN, Scrub
+from logtail.source import parse_workers
 from logtail.source.files import discover
 from logtail.source.parse_workers import BATCH, GZIP_RATIO, PARALLEL_MIN_BYTES, ParseWorkers, WorkerFailed
 from logtail.source.read import read_events
@@ -22,6 +23,7 @@ from parsers.event import Event
 from parsers.records import DEFAULT_MAX_RECORD
 
 ENCODER = LogEncoder({"service.name": "librechat"}, "test")
+CONTAINERS = Path(__file__).resolve().parent.parent / "fixtures" / "containers" / "json"
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +140,16 @@ def test_a_failing_worker_is_named_in_the_main_process(large: Path) -> None:
 
     with ParseWorkers(2, encode=broken) as pool, pytest.raises(WorkerFailed, match="RuntimeError: encoder bug"):
         dealt(pool, large)
+
+
+@pytest.mark.parametrize("runtime", ["docker", "pods"])
+def test_container_records_keep_the_runtime_time_and_stream(
+    workers: ParseWorkers, runtime: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parse_workers, "content_estimate", lambda _file: PARALLEL_MIN_BYTES)  # deal every file
+    files = discover([CONTAINERS / runtime])
+    assert files and all(f.family in ("docker", "cri") for f in files)
+    for log_file in files:
+        got = [e for batch in workers.batches(log_file, max_record=DEFAULT_MAX_RECORD) for e in batch]
+        assert got == Scrub()(list(read_events(log_file)))
+        assert got and all(e.observed_unix_nano and "log.iostream" in e.attributes for e in got)

@@ -34,6 +34,7 @@ from logtail.export import ExportGaveUp, ShipSummary, build_sink, record_encoder
 from logtail.export.sink import ShutdownInterrupted
 from logtail.pipeline import Pipeline, Scrub
 from logtail.service.selfmetrics import SelfMetrics
+from logtail.source.containers import DEFAULT_SELECT
 from logtail.source.files import (
     IDENTITY_LINE_CAP,
     BadPath,
@@ -103,10 +104,11 @@ class Window:
 
 
 # Files ---------------------------------------------------------------------------------------------------
-def select_files(paths: list[Path]) -> tuple[list[LogFile], list[BadPath]]:
-    """Every log file under `paths`, each once, oldest first across all of them."""
+def select_files(paths: list[Path], select: str = DEFAULT_SELECT) -> tuple[list[LogFile], list[BadPath]]:
+    """Every log file under `paths`, each once, oldest first across all of them (the kubelet's containers whose
+    names match `select`)."""
     errors: list[BadPath] = []
-    found = discover(paths, errors=errors)
+    found = discover(paths, errors=errors, select=select)
     unique = {os.path.realpath(f.path): f for f in reversed(found)}  # the first mention wins
     return sorted(unique.values(), key=LogFile.sort_key), errors
 
@@ -384,7 +386,7 @@ def replay_command(
         for line in exc.problems:
             print(line.replace("(--set export.endpoint)", "(--endpoint)") if endpoint else line, file=sys.stderr)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    files, bad_paths = select_files(paths)
+    files, bad_paths = select_files(paths, settings.source.containers)
     for bad in bad_paths:
         _stderr(str(bad))
     if not files and not bad_paths:

@@ -26,7 +26,7 @@ from logtail.service.health import start_health_server
 from logtail.service.journal import configure_logging
 from logtail.service.notify import Notifier
 from logtail.service.selfmetrics import SelfMetrics
-from logtail.source.tailer import Tailer, Timing
+from logtail.source.tailer import Tailer, Timing, followed
 
 EXIT_OK: Final = 0
 EXIT_BAD_INPUT: Final = 2
@@ -103,7 +103,7 @@ def run_command(
         source,
         shipper,
         self_metrics,
-        pipeline=Pipeline(settings.privacy, error_family="error" in source.families.enabled()),
+        pipeline=Pipeline(settings.privacy, error_family="error" in followed(source)),
         request_records=settings.export.batch_max_records,
         timing=Timing(poll_interval=poll_interval, scan_interval=max(10 * poll_interval, 1.0), flush_after=flush_after),
         on_ready=lambda files: notifier.ready(f"following {files} files in {source.logs_dir}"),

@@ -146,7 +146,7 @@ class LogEncoder:
         if not self._map:
             pair = (EVENT_NAME_ATTRIBUTE, event.event_name)
             fields.append(encoded.get(pair) or self._encode_attribute(pair))
-        return log_record(event, observed_unix_nano, fields)
+        return log_record(event, event.observed_unix_nano or observed_unix_nano, fields)  # a runtime's time first
 
     def _completed(self, event: Event) -> bytes:
         """An event encoded ahead, with the attributes added to it since (correlation appends them): a repeated
@@ -171,7 +171,7 @@ class LogEncoder:
         records = [
             {
                 "timeUnixNano": str(event.time_unix_nano),
-                "observedTimeUnixNano": observed,
+                "observedTimeUnixNano": str(event.observed_unix_nano) if event.observed_unix_nano else observed,
                 "severityNumber": event.severity_number,
                 "severityText": event.severity_text,
                 "body": {"stringValue": event.body},

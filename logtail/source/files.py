@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from logtail.source import containers
+
 _DAILY: Final = re.compile(r"^(error|debug|meiliSync)-(\d{4}-\d\d-\d\d)\.log(?:\.(\d+))?(\.gz)?$")
 _LOGIN: Final = re.compile(r"^login-logs\.log(?:\.(\d+))?(\.gz)?$")
 _FAMILY_OF_PREFIX: Final = {"error": "error", "debug": "debug", "meiliSync": "meili"}
 # Family by a word in an unconventional name (a file given explicitly, e.g. `old-debug.txt`).
 _FAMILY_WORDS: Final = (("meili", "meili"), ("login", "login"), ("debug", "debug"), ("error", "error"))
-_FAMILY_ORDER: Final = {"login": 0, "debug": 1, "error": 2, "meili": 3}
+_FAMILY_ORDER: Final = {"login": 0, "debug": 1, "error": 2, "meili": 3, "docker": 4, "cri": 4}
 IDENTITY_LINE_CAP: Final = 4096
 NOT_REGULAR: Final = "not a regular file"
 
@@ -88,6 +90,9 @@ def log_file(path: Path, *, explicit: bool = False) -> LogFile | None:
     login = _LOGIN.match(name)
     if login:
         return LogFile(path, "login", None, int(login.group(1) or 0), gz)
+    container = containers.classify(path)
+    if container:
+        return LogFile(path, container[0], None, container[1], container[2])
     if not explicit:
         return None
     lowered = name.lower()
@@ -106,18 +111,23 @@ def _sniff_family(path: Path) -> str:
     return "error" if head.startswith(b"{") else "debug"
 
 
-def discover(paths: Iterable[str | os.PathLike[str]], *, errors: list[BadPath] | None = None) -> list[LogFile]:
+def discover(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    errors: list[BadPath] | None = None,
+    select: str = containers.DEFAULT_SELECT,
+) -> list[LogFile]:
     """Log files under `paths`, each path's files in the order they were written.
 
     Directories are searched recursively (v0.7 keeps `login-logs.log` above `api/logs`). When `errors` is
     given, an unreadable path (or a FIFO, socket or device named like a log file, whose open would block or
     never end) is appended to it and the other files are still searched; otherwise the first one raises
-    `BadPath`.
+    `BadPath`. Under a directory, only the kubelet's containers whose names match `select` are taken.
     """
     out: list[LogFile] = []
     for given in paths:
         try:
-            found, skipped = _discover_one(Path(given))
+            found, skipped = _discover_one(Path(given), select)
         except BadPath as exc:
             found, skipped = [], [exc]
         if skipped:
@@ -128,7 +138,7 @@ def discover(paths: Iterable[str | os.PathLike[str]], *, errors: list[BadPath] |
     return out
 
 
-def _discover_one(path: Path) -> tuple[list[LogFile], list[BadPath]]:
+def _discover_one(path: Path, select: str) -> tuple[list[LogFile], list[BadPath]]:
     """The log files under `path`, and those skipped because they are not regular files."""
     if path.is_dir():
         if not os.access(path, os.R_OK | os.X_OK):
@@ -141,7 +151,7 @@ def _discover_one(path: Path) -> tuple[list[LogFile], list[BadPath]]:
                 if name.startswith("."):
                     continue
                 item = log_file(Path(root) / name)
-                if item is None:
+                if item is None or not containers.selected(item.path, item.family, select):
                     continue
                 if not_regular(item.path):
                     skipped.append(BadPath(item.path, NOT_REGULAR))
@@ -247,10 +257,12 @@ def file_identity(name: str, first_line: bytes) -> str:
     """Identity of a log file's content: its name without `.gz` and its first line (capped).
 
     `debug-2025-11-24.log.1` and, after compression, `debug-2025-11-24.log.1.gz` get the same identity,
-    so `log.record.uid` does not change when the live tailer's file is later replayed from the archive.
+    so `log.record.uid` does not change when the live tailer's file is later replayed from the archive; a container
+    log file keeps its live name through the runtime's rotations (`0.log.20251124-234548` is `0.log`).
     """
     base = os.path.basename(name)
     if base.endswith(".gz"):
         base = base[:-3]
+    base = containers.identity_name(base)
     line = first_line.split(b"\n", 1)[0][:IDENTITY_LINE_CAP]
     return hashlib.blake2b(base.encode() + b"\0" + line, digest_size=16).hexdigest()

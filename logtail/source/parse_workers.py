@@ -31,6 +31,7 @@ from logtail.source.files import LogFile
 from logtail.source.read import READ_ERRORS, record_chunks
 from logtail.source.work import Work
 from parsers import FileContext
+from parsers.containers import ContainerRecord
 from parsers.event import Event
 from parsers.records import Record
 
@@ -42,9 +43,13 @@ GZIP_RATIO: Final = 10  # LibreChat's logs shrink about this much in their archi
 # Records and events cross the pipes as plain tuples: pickling the dataclasses costs twice as much. The pipes
 # join this process and its own forked children only; nothing read from disk is ever unpickled.
 _FIELDS: Final = operator.attrgetter(*(f.name for f in dataclasses.fields(Event)))
-_RECORD: Final = operator.attrgetter(*(f.name for f in dataclasses.fields(Record)))
+# A container's records carry the runtime's time and stream besides (`kind` True in a batch).
+_RECORD_FIELDS: Final = {
+    kind: operator.attrgetter(*(f.name for f in dataclasses.fields(cls)))
+    for kind, cls in ((False, Record), (True, ContainerRecord))
+}
 
-RecordBatch = tuple[FileContext, list[tuple[Any, ...]]]
+RecordBatch = tuple[FileContext, list[Record]]
 
 
 class WorkerFailed(RuntimeError):
@@ -114,7 +119,7 @@ class ParseWorkers:
         source = _record_batches(log_file, max_record, start)
         if not self._workers or content_estimate(log_file) < PARALLEL_MIN_BYTES:
             for ctx, records in source:
-                yield self._work(ctx, [Record(*fields) for fields in records])
+                yield self._work(ctx, records)
             return
         yield from self._dealt(source)
 
@@ -132,7 +137,8 @@ class ParseWorkers:
                 return
             if batch is not None:
                 ctx, records = batch
-                conn.send((ctx, records))
+                kind = isinstance(records[0], ContainerRecord)
+                conn.send((ctx, kind, [_RECORD_FIELDS[kind](record) for record in records]))
                 in_flight.append(conn)
 
         for _worker, conn in self._workers:
@@ -156,10 +162,10 @@ class ParseWorkers:
 
 
 def _record_batches(log_file: LogFile, max_record: int, start: int) -> Iterator[RecordBatch]:
-    """Batches of at most BATCH records, as tuples (cheaper to send than the dataclass)."""
+    """Batches of at most BATCH records."""
     for ctx, records in record_chunks(log_file, max_record, start):
         for first in range(0, len(records), BATCH):
-            yield ctx, [_RECORD(record) for record in records[first : first + BATCH]]
+            yield ctx, records[first : first + BATCH]
 
 
 def _carry_time(events: list[Event], last_time: int | None) -> int | None:
@@ -181,9 +187,10 @@ def _serve(conn: Connection, work: Work) -> None:
     """A worker: one batch of records in, its events out, until told to stop or the main process is gone."""
     try:
         while (batch := conn.recv()) is not None:
-            ctx, records = batch
+            ctx, kind, records = batch
+            cls = ContainerRecord if kind else Record
             try:
-                events = work(ctx, [Record(*fields) for fields in records])
+                events = work(ctx, [cls(*fields) for fields in records])
             except Exception as exc:  # named to the main process, which raises it where the events were due
                 conn.send(f"{type(exc).__name__}: {exc}")
             else:

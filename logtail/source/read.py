@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Final
 
+from logtail.source import containers
 from logtail.source.files import IDENTITY_LINE_CAP, LogFile, file_identity, open_decompressed
 from parsers import FileContext, parse_record
 from parsers.event import Event
@@ -35,6 +36,7 @@ def context_for(log_file: LogFile, first_bytes: bytes) -> FileContext:
         name=log_file.path.name,
         identity=file_identity(log_file.path.name, first_bytes),
         file_date_ns=log_file.date_ns,
+        attributes=containers.attributes(log_file.path, log_file.family),
     )
 
 

@@ -22,6 +22,7 @@ from logtail.source.fingerprint import FINGERPRINT_SIZE, MARKER_SIZE, NO_MARKER,
 from logtail.source.read import context_for
 from logtail.source.work import Work
 from parsers import FileContext
+from parsers.containers import ContainerRecord
 from parsers.event import Event
 from parsers.records import Record, Splitter, splitter_for
 
@@ -140,9 +141,10 @@ class Reader:
             raise Rewritten(str(self.file.path))
         self.tail = (self.tail + chunk)[-MARKER_SIZE:]
 
-    def flush(self) -> list[Item]:
-        """The record held back because no byte followed it (the last of a file that stopped growing)."""
-        return self._items(self.splitter.flush())
+    def flush(self, final: bool = True) -> list[Item]:
+        """The record held back because no byte followed it (the last of a file that stopped growing); unless
+        `final`, a container's line whose pieces are still arriving stays held."""
+        return self._items(self.splitter.flush(final))
 
     def finish(self) -> list[Item]:
         """The file is read to its end for good: its last record, and its descriptor closed."""
@@ -171,9 +173,13 @@ class Reader:
         for record in records:
             event = next(events) if record.start >= self.claim.upto else None
             self.claim.upto = max(self.claim.upto, record.end)
-            lines = record.data.count(b"\n") + (1 if record.truncated and not record.data.endswith(b"\n") else 0)
-            tail = None if record.truncated else record.data[-MARKER_SIZE:]
-            out.append(Item(event, self.checkpoint, record.end, record.line + lines, tail))
+            if isinstance(record, ContainerRecord):  # its data is the output, not the file's bytes
+                line, tail = record.next_line, record.tail[-MARKER_SIZE:] if record.tail else None
+            else:
+                line = record.line + record.data.count(b"\n")
+                line += 1 if record.truncated and not record.data.endswith(b"\n") else 0
+                tail = None if record.truncated else record.data[-MARKER_SIZE:]
+            out.append(Item(event, self.checkpoint, record.end, line, tail))
         return out
 
     def restart(self, now: float) -> Checkpoint:

@@ -23,10 +23,12 @@ from logtail.config import SourceConfig
 from logtail.export.sink import ShutdownInterrupted, Sink
 from logtail.pipeline import Pipeline
 from logtail.service.selfmetrics import SelfMetrics
+from logtail.source import containers
 from logtail.source.checkpoint import StateFile
 from logtail.source.tracker import Tracker
 from logtail.source.watcher import Watcher
 from logtail.source.work import Work
+from parsers.envelope import CONTAINER_FAMILIES
 
 BATCH: Final = 2048
 HEARTBEAT: Final = 1.0  # seconds between watchdog beats (the notifier sends at most one per half WatchdogSec)
@@ -44,6 +46,12 @@ class Timing:
     flush_after: float = 0.5  # hand out the last record of a file that stopped growing
     linger: float = 0.1  # after a small batch, let the next one fill up a little (fewer, larger requests)
     release_after: float = 30.0  # keep a file moved out of the directory open for late writes
+
+
+def followed(source: SourceConfig) -> frozenset[str]:
+    """The families followed: LibreChat's own files (`source.families`), or one kind of container log file."""
+    kind = containers.detect(source.logs_dir) if source.kind == "auto" else source.kind
+    return source.families.enabled() if kind == "files" else frozenset({kind})
 
 
 class Tailer:
@@ -67,16 +75,18 @@ class Tailer:
         self.on_ready = on_ready
         self.on_beat = on_beat
         self.state = StateFile(source.state_dir, source.logs_dir)
+        families = followed(source)
         self.tracker = Tracker(
             Path(source.logs_dir),
-            source.login_log,
-            source.families.enabled(),
+            None if families & CONTAINER_FAMILIES else source.login_log,
+            families,
             self.state,
             start_at=source.start_at,
             max_record=source.max_record_bytes,
             flush_after=timing.flush_after,
             release_after=timing.release_after,
             self_metrics=self_metrics,
+            select=source.containers,
             work=Work(pipeline.scrub),  # the readers parse and scrub; the pipeline's stateful half runs here
         )
         self.watcher = Watcher(self.tracker.watched_dirs())
@@ -117,7 +127,7 @@ class Tailer:
                 now = time.monotonic()
                 due = now - last_scan >= self.timing.scan_interval
                 if self.watcher.take_rescan() or due or self.tracker.written_to_empty():
-                    self.watcher.arm()
+                    self.watcher.arm(self.tracker.watched_dirs() if self.tracker.container_kind else None)
                     self.tracker.scan(now)
                     last_scan = now
                 read = self._round(now)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from logtail.service.selfmetrics import SelfMetrics
+from logtail.source import containers
 from logtail.source.checkpoint import Checkpoint, StateFile
 from logtail.source.files import NOT_REGULAR, LogFile, content_size, log_file, open_decompressed
 from logtail.source.fingerprint import FINGERPRINT_SIZE, NO_MARKER, Fingerprint, Marker
@@ -56,12 +57,16 @@ class Tracker:
         flush_after: float,
         release_after: float,
         self_metrics: SelfMetrics,
+        select: str = containers.DEFAULT_SELECT,
         work: Work | None = None,
     ) -> None:
         # Absolute, so a login log given relative to the logs directory is not listed twice under two spellings.
         self.logs_dir = Path(os.path.abspath(logs_dir))
         self.login_log = Path(os.path.abspath(login_log)) if login_log else None
         self.families = families
+        # Container log files (`docker`, `cri`) sit one or two directories below the logs directory.
+        self.container_kind = next((kind for kind in (containers.DOCKER, containers.CRI) if kind in families), None)
+        self.select = select
         self.start_at = start_at
         self.max_record = max_record
         self.flush_after = flush_after
@@ -83,6 +88,8 @@ class Tracker:
 
     # Scanning --------------------------------------------------------------------------------------------
     def watched_dirs(self) -> list[Path]:
+        if self.container_kind is not None:
+            return [self.logs_dir, *containers.container_dirs(self.logs_dir, self.container_kind, self.select)]
         dirs = [self.logs_dir]
         if self.login_log is not None and self.login_log.parent not in dirs:
             dirs.append(self.login_log.parent)
@@ -109,9 +116,11 @@ class Tracker:
             for name in names:
                 path = directory / name
                 item = _login_file(path, login) if login else None
-                if item is None and directory == self.logs_dir and not name.startswith("."):
+                if item is None and (directory == self.logs_dir or self.container_kind) and not name.startswith("."):
                     item = log_file(path)
                 if item is None or item.family not in self.families:
+                    continue
+                if not containers.selected(path, item.family, self.select):
                     continue
                 refused = _refusal(path, allowed)
                 if refused is None:
@@ -329,7 +338,7 @@ class Tracker:
         if reader.unlinked or (reader.lost_since is not None and now - reader.lost_since >= self.release_after):
             return reader.finish()
         if reader.splitter.pending and now - reader.last_data >= self.flush_after:
-            return reader.flush()
+            return reader.flush(final=False)
         return []
 
     def holding(self) -> bool:

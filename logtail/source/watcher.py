@@ -84,9 +84,12 @@ class Watcher:
         self.arm()
         self._inotify.start()
 
-    def arm(self) -> None:
+    def arm(self, dirs: Iterable[Path] | None = None) -> None:
         """Watch each directory that exists and is not watched yet: one that appeared, or was deleted and made
-        again, since the last call. The tailer calls this before every scan; what is not watched is polled."""
+        again, since the last call. The tailer calls this before every scan; what is not watched is polled.
+        `dirs` replaces the directories (a new pod's container directory on a node)."""
+        if dirs is not None:
+            self._dirs = list(dirs)
         if self._inotify is None:
             return
         for directory in self._dirs:
