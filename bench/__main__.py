@@ -139,7 +139,7 @@ def main() -> int:
         results = run(Bench(args.work, collector), sizes, only)
     print(f"\nlogtail benchmark, {platform.node()}, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}, {time.monotonic() - started:.0f} s\n")  # fmt: skip
-    print(stage_table)
+    print(f"µs per record and stage ({stages.build()} build):\n{stage_table}")
     print()
     print(table(results))
     print(rss_lines(results))

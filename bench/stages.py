@@ -1,4 +1,4 @@
-"""`python -m bench.stages` (`make bench-stages`): µs per record of each stage of the hot path, on the error,
+"""`python -m bench.stages`: µs per record of each stage of the hot path, on the error,
 debug and tail mixes.
 
 Each stage runs alone over what the stage before it produced, in one process, so the figures add up to what
@@ -22,6 +22,7 @@ from typing import Final, TypeVar
 
 import httpx
 
+import parsers.winston
 from fixtures.generate import Corpus
 from logtail.config import MetricsConfig
 from logtail.export.encode import LogEncoder
@@ -136,6 +137,11 @@ def stages(mix: str, count: int, endpoint: str | None) -> list[Stage]:
     return out
 
 
+def build() -> str:
+    """Which modules run: the extensions `make` compiles, or the sources (`LOGTAIL_PURE=1`, or a copy without them)."""
+    return "interpreted" if parsers.winston.__file__.endswith(".py") else "compiled"
+
+
 def table(results: dict[str, list[Stage]]) -> str:
     names = [s.name for s in next(iter(results.values()))]
     rows = ["| stage | " + " | ".join(f"{mix} µs" for mix in results) + " |", "|---" * (len(results) + 1) + "|"]
@@ -158,6 +164,7 @@ def main() -> int:
 
         with DevCollector(count_only=True) as collector:
             results = {mix: stages(mix, args.records, collector.http_endpoint) for mix in MIXES}
+    print(f"{build()} build, {args.records:,} records per mix")
     print(table(results))
     return 0
 

@@ -45,7 +45,7 @@ _PHASES: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"Sync already running", "already_running"),
         (r"Could not check (?P<collection>\w+) documents", "check_failed"),
         (r"Configuring (?P<collection>\w+) index to filter", "configure_index"),
-        (r"(?P<collection>\w+) index configured for user filtering", "index_configured"),
+        (r"\b(?P<collection>\w+) index configured for user filtering", "index_configured"),
         (r"Creating indices", "creating_indices"),
         (r"Existing (?P<collection>\w+) missing user field", "orphans_detected"),
         (
@@ -56,7 +56,7 @@ _PHASES: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"Index settings updated", "settings_updated"),
         (r"Forcing full re-sync", "force_resync"),
         (r"Starting full (?P<collection>\w+) sync", "full_sync"),
-        (r"(?P<collection>\w+) out of sync, performing incremental sync", "incremental"),
+        (r"\b(?P<collection>\w+) out of sync, performing incremental sync", "incremental"),
         (r"No sync was needed", "no_sync"),
         (r"Flow state cleaned up", "flow_cleanup"),
     )

@@ -57,6 +57,15 @@ def test_email_policy_is_linear_on_a_long_word_before_an_at_sign() -> None:
     assert debug_event_text(body) == body
 
 
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("prefix", ["[indexSync] ", "[syncWithMeili] ", "[mongoMeili] "])
+def test_search_sync_phases_are_linear_on_a_long_word(prefix: str) -> None:
+    # A phase pattern opening with `\w+` tried at every character of a word run backtracks quadratically: 30 KB
+    # took 7 s, 200 KB would take minutes.
+    body = prefix + "x" * 200_000
+    assert debug_event_text(body, "keep") == body
+
+
 # Hostile files through `logtail parse`: a clear report, no crash, no other record lost, no busy loop.
 
 GOOD_JSON = b'{"level":"error","message":"[x] good %d","timestamp":"2025-11-24T23:00:0%d.000Z"}\n'
