@@ -27,7 +27,7 @@ from typing import Any, Final, Self
 
 from logtail.export.encode import EncodeRecord
 from logtail.pipeline import Scrub
-from logtail.source.files import LogFile
+from logtail.source.files import LogFile, content_size
 from logtail.source.read import READ_ERRORS, record_chunks
 from logtail.source.work import Work
 from parsers import FileContext
@@ -39,7 +39,6 @@ BATCH: Final = 1024
 INFERRED: Final = "logtail.time_inferred"
 # Below this many bytes of content a file is parsed in place: dealing it out would cost more than it saves.
 PARALLEL_MIN_BYTES: Final = 256 << 10
-GZIP_RATIO: Final = 10  # LibreChat's logs shrink about this much in their archives
 # Records and events cross the pipes as plain tuples: pickling the dataclasses costs twice as much. The pipes
 # join this process and its own forked children only; nothing read from disk is ever unpickled.
 _FIELDS: Final = operator.attrgetter(*(f.name for f in dataclasses.fields(Event)))
@@ -60,17 +59,17 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def content_estimate(log_file: LogFile) -> int:
-    """About how many bytes the file holds once decompressed (0 when it cannot be read: reported later)."""
+def large(log_file: LogFile) -> bool:
+    """Whether the file's content is worth dealing out (an unreadable file is not: its error comes when read)."""
     try:
-        return os.stat(log_file.path).st_size * (GZIP_RATIO if log_file.gz else 1)
+        return content_size(log_file) >= PARALLEL_MIN_BYTES
     except OSError:
-        return 0
+        return False
 
 
 def jobs_for(files: list[LogFile], jobs: int | None = None) -> int:
     """`jobs` (default: one per CPU), or 1 when no file is large enough to be dealt out: no fork for nothing."""
-    if not any(content_estimate(f) >= PARALLEL_MIN_BYTES for f in files):
+    if not any(large(f) for f in files):
         return 1
     return jobs or default_jobs()
 
@@ -117,7 +116,7 @@ class ParseWorkers:
         """The events of `log_file` from byte `start` on, in batches, in file order. A read error (a damaged
         archive) is raised after the events before it."""
         source = _record_batches(log_file, max_record, start)
-        if not self._workers or content_estimate(log_file) < PARALLEL_MIN_BYTES:
+        if not self._workers or not large(log_file):
             for ctx, records in source:
                 yield self._work(ctx, records)
             return
