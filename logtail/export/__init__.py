@@ -18,7 +18,7 @@ from logtail.export.encode import EncodeRecord, LogEncoder
 from logtail.export.metrics import Aggregator, encode_json
 from logtail.export.profiles import Destination, Endpoint, destination, resource_attributes
 from logtail.export.shipper import ExportGaveUp, MetricExport, Shipper, ShipSummary
-from logtail.export.transport import GrpcTransport, HttpTransport, Signal, Transport
+from logtail.export.transport import HttpTransport, Signal, Transport
 from logtail.service.selfmetrics import SelfMetrics
 
 __all__ = ["ExportGaveUp", "ShipSummary", "Shipper", "build_sink", "open_transports", "record_encoder"]
@@ -44,6 +44,8 @@ def open_transports(config: Config, dest: Destination) -> dict[Signal, Transport
     if export.protocol != "grpc":
         http = HttpTransport(export, {signal: e.url for signal, e in endpoints.items()}, dest.headers)
         return dict.fromkeys(endpoints, http)
+    from logtail.export.grpc_transport import GrpcTransport  # here: the gRPC runtime only when it is used
+
     by_target: dict[tuple[str, bool], Transport] = {}
     transports: dict[Signal, Transport] = {}
     for signal, e in endpoints.items():
