@@ -15,8 +15,8 @@ import pytest
 from logtail.commands.demo import CORPORA
 from logtail.config import Config, MetricsConfig
 from logtail.devcollector.collector import DevCollector
-from logtail.export import build_sink
-from logtail.export.metrics import Aggregator
+from logtail.export import build_sink, shipper
+from logtail.export.metrics import EXPORT_SEALED, Aggregator
 from logtail.pipeline import Pipeline
 from logtail.service.selfmetrics import SelfMetrics
 from logtail.source.files import discover
@@ -194,6 +194,36 @@ def test_a_collector_outage_delays_delivery_and_loses_nothing(
     assert Counter(r["attributes"]["log.record.uid"] for r in received) == Counter(
         e.attributes["log.record.uid"] for e in shipped
     )
+
+
+def test_a_replay_of_many_hours_exports_their_totals_as_it_goes_each_hour_once(
+    collector: DevCollector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of hourly totals are not kept for one huge request at the end: they leave in requests of about
+    `EXPORT_SEALED` points while the records are shipped, and every hour arrives once with its running total."""
+    monkeypatch.setattr(shipper, "METRICS_EARLIEST", 0.0)
+    config = make_config(tmp_path, endpoint=collector.http_endpoint).model_copy(
+        update={"metrics": MetricsConfig(interval=3600)}
+    )
+    sink = build_sink(config, self_metrics=SelfMetrics(), stop=threading.Event())
+    hours = 3 * EXPORT_SEALED
+    usage: Attributes = {"librechat.token.context": "message", "librechat.endpoint": "openAI"}
+    events = [
+        Event(
+            "librechat.token.usage", (hour * 3600 + 5) * 10**9, "debug", 5, "", dict(usage), "debug", "d.log", 1, 0, 1
+        )
+        for hour in range(hours)
+    ]
+    for start in range(0, hours, 500):
+        sink.ship(events[start : start + 500])
+    before_close = len([p for p in collector.metrics() if p["name"] == "librechat.requests"])
+    assert before_close >= hours - EXPORT_SEALED - 500
+    sink.close()
+    deadline = time.monotonic() + 10
+    while len(points := [p for p in collector.metrics() if p["name"] == "librechat.requests"]) < hours:
+        assert time.monotonic() < deadline, f"{len(points)} of {hours} hourly points"
+        time.sleep(0.05)
+    assert sorted(p["value"] for p in points) == list(range(1, hours + 1))
 
 
 def test_an_idle_service_still_exports_its_own_metrics(

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 BACKOFF_INITIAL: Final = 0.5
 BACKOFF_MAX: Final = 30.0
 RETRY_AFTER_MAX: Final = 300.0  # a server asking for longer is waited on in several rounds
+METRICS_EARLIEST: Final = 1.0  # seconds between two metric exports, however many hours a replay seals
 
 
 class ExportGaveUp(Exception):
@@ -99,7 +100,9 @@ class Shipper:
             self._skip([event for event in events if event.attributes.get(TWIN)])
         if self._metrics is not None:
             self._metrics.aggregator.add(events)
-            if time.monotonic() - self._metrics_sent >= self._metrics.interval:
+            since = time.monotonic() - self._metrics_sent
+            # Early when many hours are kept (a replay), but at most once a second should the metrics endpoint fail.
+            if since >= self._metrics.interval or (self._metrics.aggregator.due and since >= METRICS_EARLIEST):
                 self._export_metrics(self._metrics, patient=False)
 
     def close(self) -> None:
