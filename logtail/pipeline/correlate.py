@@ -4,7 +4,8 @@ Only `[Balance.check] Initial state` names the model and endpoint; the usage and
 records of the same request follow it. They are joined by `librechat.request.id` (v0.8); releases
 that log no request context (v0.7, v0.8.1) join on the latest check of the same log stream (a directory's
 debug file and its size-rotated siblings) shortly before, and failing both, on the conversation.
-Memory is bounded: the oldest keys are forgotten first.
+Memory is bounded: the oldest keys are forgotten first. A check's values repeat (a few models and endpoints, the
+active users), so the remembered ones are one shared dict per combination rather than a dict per check.
 
 The records that end a request (an abort, a stream error, a `token_balance` violation) are joined the same way,
 so their outcome counts for the right endpoint; an error-file record, far from any check, takes the join of its
@@ -34,6 +35,7 @@ DURATION: Final = "librechat.request.duration_ms"
 TWIN: Final = "logtail.twin"
 MESSAGE: Final = "message"  # the token context of a model's response (the others: title, summary, memory, …)
 WINDOW: Final = 10_000
+SHARED: Final = 4096  # distinct (model, provider, endpoint, user) combinations kept as one dict each
 # A v0.7 check and the spending it precedes are milliseconds apart; a minute is generous and still safe.
 SAME_FLOW_NS: Final = 60 * 1_000_000_000
 
@@ -118,7 +120,7 @@ def _stream(event: Event) -> tuple[str, str]:
 class Correlator:
     """Callable processor; stateful across calls so a request split over batches still joins."""
 
-    __slots__ = ("_by_conversation", "_by_request", "_by_twin", "_last_check")
+    __slots__ = ("_by_conversation", "_by_request", "_by_twin", "_last_check", "_shared")
 
     def __init__(self, window: int = WINDOW) -> None:
         self._by_request = _Bounded(window)
@@ -126,6 +128,7 @@ class Correlator:
         self._by_twin = _Bounded(window)  # an error's debug-file copy, joined in the stream of its checks
         # Per log stream, for records without request ids: a request may straddle a size rotation.
         self._last_check: dict[tuple[str, str], Joined] = {}
+        self._shared: dict[tuple[tuple[str, AttrValue], ...], Found] = {}
 
     def __call__(self, event: Event) -> Event:
         attrs = event.attributes
@@ -139,7 +142,10 @@ class Correlator:
                 )
                 if provider:
                     attrs["gen_ai.provider.name"] = provider
-                found: Joined = (event.time_unix_nano, {key: attrs[key] for key in (*KEYS, USER) if key in attrs})
+                found: Joined = (
+                    event.time_unix_nano,
+                    self._share([(key, attrs[key]) for key in (*KEYS, USER) if key in attrs]),
+                )
                 request = attrs.get("librechat.request.id")
                 if request is None:
                     self._last_check[_stream(event)] = found
@@ -168,6 +174,17 @@ class Correlator:
                     if key in joined[1]:
                         attrs.setdefault(key, joined[1][key])
         return event
+
+    def _share(self, items: list[tuple[str, AttrValue]]) -> Found:
+        """The one dict of these values. Kept for as long as the checks that name them: a dict per check would pin
+        small objects of every batch in memory, and the allocator could give none of it back."""
+        key = tuple(items)
+        found = self._shared.get(key)
+        if found is None:
+            if len(self._shared) >= SHARED:
+                self._shared.clear()  # the dicts still remembered stay valid; only their sharing restarts
+            found = self._shared[key] = dict(items)
+        return found
 
     def _lookup(self, event: Event, conversation: AttrValue | None) -> Joined | None:
         attrs = event.attributes
