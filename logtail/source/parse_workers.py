@@ -35,7 +35,9 @@ from parsers.containers import ContainerRecord
 from parsers.event import Event
 from parsers.records import Record
 
-BATCH: Final = 1024
+# Records per dealt batch. Each worker holds one and the main process two or three (in its pipe, being shipped):
+# 512 takes 6 MiB less than 1024 in all processes at the same speed.
+BATCH: Final = 512
 INFERRED: Final = "logtail.time_inferred"
 # Below this many bytes of content a file is parsed in place: dealing it out would cost more than it saves.
 PARALLEL_MIN_BYTES: Final = 256 << 10
