@@ -98,10 +98,12 @@ class Backend:
 
 
 class StubBackend(Backend):
-    """OTLP/HTTP on a free loopback port: `policy` answers logs requests; metrics requests get 200."""
+    """OTLP/HTTP on a free loopback port: `policy` answers logs requests; metrics requests get `metrics_status`
+    (their arrival times are kept in `metrics_requests`)."""
 
-    def __init__(self, policy: Policy, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, policy: Policy, tls: ssl.SSLContext | None = None, metrics_status: int = 200) -> None:
         super().__init__(policy)
+        self.metrics_requests: list[float] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -111,7 +113,9 @@ class StubBackend(Backend):
                     body = gzip.decompress(body)
                 headers = {key.lower(): value for key, value in self.headers.items()}
                 if self.path.endswith("/v1/metrics"):
-                    self._answer(200, {}, ExportMetricsServiceResponse().SerializeToString())
+                    stub.metrics_requests.append(time.monotonic())
+                    ok = metrics_status == 200
+                    self._answer(metrics_status, {}, ExportMetricsServiceResponse().SerializeToString() if ok else b"")
                     return
                 request = ExportLogsServiceRequest()
                 if headers.get("content-type") == "application/json":

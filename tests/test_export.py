@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stub_backend import Reply, StubBackend
 
 from logtail.commands.demo import CORPORA
 from logtail.config import Config, MetricsConfig
@@ -196,6 +197,12 @@ def test_a_collector_outage_delays_delivery_and_loses_nothing(
     )
 
 
+def _usage(hour: int) -> Event:
+    """A model response's token usage, five seconds into UTC hour `hour`."""
+    usage: Attributes = {"librechat.token.context": "message", "librechat.endpoint": "openAI"}
+    return Event("librechat.token.usage", (hour * 3600 + 5) * 10**9, "debug", 5, "", usage, "debug", "d.log", 1, 0, 1)
+
+
 def test_a_replay_of_many_hours_exports_their_totals_as_it_goes_each_hour_once(
     collector: DevCollector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -207,15 +214,8 @@ def test_a_replay_of_many_hours_exports_their_totals_as_it_goes_each_hour_once(
     )
     sink = build_sink(config, self_metrics=SelfMetrics(), stop=threading.Event())
     hours = 3 * EXPORT_SEALED
-    usage: Attributes = {"librechat.token.context": "message", "librechat.endpoint": "openAI"}
-    events = [
-        Event(
-            "librechat.token.usage", (hour * 3600 + 5) * 10**9, "debug", 5, "", dict(usage), "debug", "d.log", 1, 0, 1
-        )
-        for hour in range(hours)
-    ]
     for start in range(0, hours, 500):
-        sink.ship(events[start : start + 500])
+        sink.ship([_usage(hour) for hour in range(start, start + 500)])
     before_close = len([p for p in collector.metrics() if p["name"] == "librechat.requests"])
     assert before_close >= hours - EXPORT_SEALED - 500
     sink.close()
@@ -224,6 +224,22 @@ def test_a_replay_of_many_hours_exports_their_totals_as_it_goes_each_hour_once(
         assert time.monotonic() < deadline, f"{len(points)} of {hours} hourly points"
         time.sleep(0.05)
     assert sorted(p["value"] for p in points) == list(range(1, hours + 1))
+
+
+def test_a_failing_metrics_endpoint_is_not_tried_early_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each attempt may wait out the timeout, and the logs with it: after a failure the interval, not the number of
+    hours kept, says when to try again."""
+    monkeypatch.setattr(shipper, "METRICS_EARLIEST", 0.0)
+    with StubBackend(lambda _records: Reply(), metrics_status=503) as backend:
+        config = make_config(tmp_path, endpoint=backend.endpoint).model_copy(
+            update={"metrics": MetricsConfig(interval=3600)}
+        )
+        sink = build_sink(config, self_metrics=SelfMetrics(), stop=threading.Event())
+        hours = 3 * EXPORT_SEALED
+        for start in range(0, hours, 500):
+            sink.ship([_usage(hour) for hour in range(start, start + 500)])
+        assert len(backend.stored) == hours
+        assert len(backend.metrics_requests) == 1  # the first ship's; none early while failing
 
 
 def test_an_idle_service_still_exports_its_own_metrics(

@@ -86,6 +86,7 @@ class Shipper:
         self._deadline = retry_deadline
         self._metrics = metrics
         self._metrics_sent = -float("inf")
+        self._metrics_failing = False  # the last metrics export was not taken: wait the interval, however much is kept
         self.summary = ShipSummary()
 
     # Sink ----------------------------------------------------------------------------------------------
@@ -101,8 +102,10 @@ class Shipper:
         if self._metrics is not None:
             self._metrics.aggregator.add(events)
             since = time.monotonic() - self._metrics_sent
-            # Early when many hours are kept (a replay), but at most once a second should the metrics endpoint fail.
-            if since >= self._metrics.interval or (self._metrics.aggregator.due and since >= METRICS_EARLIEST):
+            # Early when many hours are kept (a replay), at most once a second, and never while the endpoint fails:
+            # each attempt may wait out the timeout, and the logs would wait with it.
+            early = self._metrics.aggregator.due and since >= METRICS_EARLIEST and not self._metrics_failing
+            if since >= self._metrics.interval or early:
                 self._export_metrics(self._metrics, patient=False)
 
     def close(self) -> None:
@@ -173,6 +176,7 @@ class Shipper:
             answer = self._send("metrics", body) if patient else self._attempt("metrics", body)
         except (ShutdownInterrupted, ExportGaveUp) as exc:
             answer = Answer("retry", "not sent", message=str(exc))
+        self._metrics_failing = answer.kind != "ok"
         if answer.kind == "retry":
             aggregator.give_back(taken)
             log.warning("metrics not exported yet (%s)", answer)
