@@ -18,6 +18,7 @@ from logtail.config import Config, MetricsConfig
 from logtail.devcollector.collector import DevCollector
 from logtail.export import build_sink, shipper
 from logtail.export.metrics import EXPORT_SEALED, Aggregator
+from logtail.export.sink import Sink
 from logtail.pipeline import Pipeline
 from logtail.service.selfmetrics import SelfMetrics
 from logtail.source.files import discover
@@ -203,19 +204,24 @@ def _usage(hour: int) -> Event:
     return Event("librechat.token.usage", (hour * 3600 + 5) * 10**9, "debug", 5, "", usage, "debug", "d.log", 1, 0, 1)
 
 
+def _ship_hours(endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Sink, int]:
+    """Ships one token usage in each of three times EXPORT_SEALED hours, 500 a call, with metrics due only hourly unless
+    early (no pause between early exports); the sink and the number of hours."""
+    monkeypatch.setattr(shipper, "METRICS_EARLIEST", 0.0)
+    config = make_config(tmp_path, endpoint=endpoint).model_copy(update={"metrics": MetricsConfig(interval=3600)})
+    sink = build_sink(config, self_metrics=SelfMetrics(), stop=threading.Event())
+    hours = 3 * EXPORT_SEALED
+    for start in range(0, hours, 500):
+        sink.ship([_usage(hour) for hour in range(start, start + 500)])
+    return sink, hours
+
+
 def test_a_replay_of_many_hours_exports_their_totals_as_it_goes_each_hour_once(
     collector: DevCollector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Thousands of hourly totals are not kept for one huge request at the end: they leave in requests of about
     `EXPORT_SEALED` points while the records are shipped, and every hour arrives once with its running total."""
-    monkeypatch.setattr(shipper, "METRICS_EARLIEST", 0.0)
-    config = make_config(tmp_path, endpoint=collector.http_endpoint).model_copy(
-        update={"metrics": MetricsConfig(interval=3600)}
-    )
-    sink = build_sink(config, self_metrics=SelfMetrics(), stop=threading.Event())
-    hours = 3 * EXPORT_SEALED
-    for start in range(0, hours, 500):
-        sink.ship([_usage(hour) for hour in range(start, start + 500)])
+    sink, hours = _ship_hours(collector.http_endpoint, tmp_path, monkeypatch)
     before_close = len([p for p in collector.metrics() if p["name"] == "librechat.requests"])
     assert before_close >= hours - EXPORT_SEALED - 500
     sink.close()
@@ -229,15 +235,8 @@ def test_a_replay_of_many_hours_exports_their_totals_as_it_goes_each_hour_once(
 def test_a_failing_metrics_endpoint_is_not_tried_early_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each attempt may wait out the timeout, and the logs with it: after a failure the interval, not the number of
     hours kept, says when to try again."""
-    monkeypatch.setattr(shipper, "METRICS_EARLIEST", 0.0)
     with StubBackend(lambda _records: Reply(), metrics_status=503) as backend:
-        config = make_config(tmp_path, endpoint=backend.endpoint).model_copy(
-            update={"metrics": MetricsConfig(interval=3600)}
-        )
-        sink = build_sink(config, self_metrics=SelfMetrics(), stop=threading.Event())
-        hours = 3 * EXPORT_SEALED
-        for start in range(0, hours, 500):
-            sink.ship([_usage(hour) for hour in range(start, start + 500)])
+        _sink, hours = _ship_hours(backend.endpoint, tmp_path, monkeypatch)
         assert len(backend.stored) == hours
         assert len(backend.metrics_requests) == 1  # the first ship's; none early while failing
 
