@@ -9,6 +9,7 @@ from; `ConfigError` carries all of them at once so an operator fixes a file in o
 from __future__ import annotations
 
 import difflib
+import enum
 import ipaddress
 import os
 import tomllib
@@ -526,3 +527,13 @@ SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="SECTION.KEY=VALUE", help="Override one key; repeatable. Beats LOGTAIL_* vars."),
 ]
+
+
+class ProtocolChoice(enum.StrEnum):
+    grpc = "grpc"
+    http_protobuf = "http/protobuf"
+    http_json = "http/json"
+
+
+EndpointOption = Annotated[str | None, typer.Option(metavar="URL", help="OTLP endpoint; overrides the configuration")]
+ProtocolOption = Annotated[ProtocolChoice | None, typer.Option(help="OTLP protocol; overrides the configuration")]

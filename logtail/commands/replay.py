@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import enum
 import logging
 import os
 import re
@@ -29,7 +28,7 @@ import typer
 
 from logtail.commands.progress import Progress
 from logtail.commands.replay_state import FileProgress, ReplayState, StateError, replay_key
-from logtail.config import Config, ConfigError, ConfigOption, SetOption, load_config
+from logtail.config import Config, ConfigError, ConfigOption, EndpointOption, ProtocolOption, SetOption, load_config
 from logtail.export import ExportGaveUp, ShipSummary, build_sink, record_encoder
 from logtail.export.sink import ShutdownInterrupted
 from logtail.pipeline import Pipeline, Scrub
@@ -298,12 +297,6 @@ class Replay:
 
 
 # Command -------------------------------------------------------------------------------------------------
-class ProtocolChoice(enum.StrEnum):
-    grpc = "grpc"
-    http_protobuf = "http/protobuf"
-    http_json = "http/json"
-
-
 def default_state_path() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
     return Path(base) / "logtail" / "replay.json"
@@ -342,10 +335,8 @@ def _stderr(line: str, *, clear: bool = False) -> None:
 
 def replay_command(
     paths: Annotated[list[Path], typer.Argument(help="log files, directories or .gz archives", show_default=False)],
-    endpoint: Annotated[
-        str | None, typer.Option(metavar="URL", help="OTLP endpoint; overrides the configuration")
-    ] = None,
-    protocol: Annotated[ProtocolChoice | None, typer.Option(help="OTLP protocol; overrides the configuration")] = None,
+    endpoint: EndpointOption = None,
+    protocol: ProtocolOption = None,
     since: Annotated[
         str | None, typer.Option(metavar="T", help="first record time: 2025-11-24, 2025-11-24T13:00Z or 7d")
     ] = None,

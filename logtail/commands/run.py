@@ -18,8 +18,7 @@ from typing import Annotated, Final
 
 import typer
 
-from logtail.commands.replay import ProtocolChoice
-from logtail.config import ConfigError, ConfigOption, SetOption, load_config, safe_url
+from logtail.config import ConfigError, ConfigOption, EndpointOption, ProtocolOption, SetOption, load_config, safe_url
 from logtail.export import build_sink
 from logtail.pipeline import Pipeline
 from logtail.service.health import start_health_server
@@ -56,8 +55,8 @@ def run_command(
         StartAt | None,
         typer.Option(help="files without a checkpoint at the first start (later files: always from the beginning)"),
     ] = None,
-    endpoint: Annotated[str | None, typer.Option(metavar="URL", help="OTLP endpoint")] = None,
-    protocol: Annotated[ProtocolChoice | None, typer.Option(help="OTLP protocol")] = None,
+    endpoint: EndpointOption = None,
+    protocol: ProtocolOption = None,
     config: ConfigOption = None,
     set_: SetOption = None,
     poll_interval: Annotated[
