@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _OUT = os.environ.get("LOGTAIL_COLLECTOR_OUT", "received.jsonl")
@@ -45,11 +45,15 @@ def _write(rows: list[dict[str, Any]]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def process_logs(resource_logs: Any) -> None:
+def _guarded(resource: Any, process: Callable[[Any], None]) -> None:
     try:
-        _process_logs(resource_logs)
+        process(resource)
     except Exception as exc:  # an exception here would take the whole collector down
         _write([{"signal": "hook_error", "error": repr(exc)}])
+
+
+def process_logs(resource_logs: Any) -> None:
+    _guarded(resource_logs, _process_logs)
 
 
 def _count_logs(resource_logs: Any) -> None:
@@ -125,10 +129,7 @@ def _points(metric: Any) -> Iterator[dict[str, Any]]:
 
 
 def process_metrics(resource_metrics: Any) -> None:
-    try:
-        _process_metrics(resource_metrics)
-    except Exception as exc:  # an exception here would take the whole collector down
-        _write([{"signal": "hook_error", "error": repr(exc)}])
+    _guarded(resource_metrics, _process_metrics)
 
 
 def _process_metrics(resource_metrics: Any) -> None:
