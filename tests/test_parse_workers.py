@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import multiprocessing
 from collections.abc import Iterator
@@ -120,12 +121,16 @@ def test_stopping_early_leaves_the_workers_ready_for_the_next_file(workers: Pars
     assert dealt(workers, large) == in_place(large)
 
 
-def test_closing_leaves_no_worker(large: Path) -> None:
+def test_closing_leaves_no_worker_and_gives_the_heap_back_to_the_collector(large: Path) -> None:
     before = set(multiprocessing.active_children())
+    frozen = gc.get_freeze_count()
     with ParseWorkers(2) as pool:
         assert len(set(multiprocessing.active_children()) - before) == 2
+        # While the workers share this process's pages, its collector leaves the objects of before the fork be.
+        assert gc.get_freeze_count() > frozen
         assert dealt(pool, large) == list(read_events(discover([large])[0]))
     assert set(multiprocessing.active_children()) == before
+    assert gc.get_freeze_count() == 0
 
 
 def test_one_job_parses_in_place(large: Path) -> None:
