@@ -42,6 +42,7 @@ COMPILED = [
     "logtail/pipeline/redact.py",
     "logtail/export/encode.py",
     "logtail/export/metrics.py",
+    "logtail/export/users.py",
     "logtail/export/wire.py",
     "logtail/source/work.py",
 ]
