@@ -5,6 +5,9 @@ from __future__ import annotations
 import gc
 import gzip
 import multiprocessing
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,3 +162,31 @@ def test_container_records_keep_the_runtime_time_and_stream(
         got = [e for batch in workers.batches(log_file, max_record=DEFAULT_MAX_RECORD) for e in batch]
         assert got == Scrub()(list(read_events(log_file)))
         assert got and all(e.observed_unix_nano and "log.iostream" in e.attributes for e in got)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")  # a zombie has exited; reaping it is its new parent's business
+
+
+def test_the_workers_exit_when_the_main_process_is_killed() -> None:
+    script = (
+        "import sys\n"
+        "from logtail.source.parse_workers import ParseWorkers\n"
+        "pool = ParseWorkers(2)\n"
+        "print(*(worker.pid for worker, _ in pool._workers), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    main = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert main.stdout is not None
+    workers = [int(pid) for pid in main.stdout.readline().split()]
+    assert len(workers) == 2 and not any(_gone(pid) for pid in workers)
+    main.kill()  # SIGKILL: no atexit, no daemon-process cleanup
+    main.wait()
+    deadline = time.monotonic() + 10
+    while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_gone(pid) for pid in workers)

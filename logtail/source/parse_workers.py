@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import gc
 import multiprocessing
 import operator
@@ -35,6 +36,8 @@ from parsers.containers import ContainerRecord
 from parsers.event import Event
 from parsers.records import Record
 
+# What a pipe to or from a worker holds: Linux's default fs.pipe-max-size, more than a batch of 1 KB records.
+PIPE_BYTES: Final = 1 << 20
 # Records per dealt batch. Each worker holds one and the main process two or three (in its pipe, being shipped):
 # 512 takes 6 MiB less than 1024 in all processes at the same speed.
 BATCH: Final = 512
@@ -76,12 +79,43 @@ def jobs_for(files: list[LogFile], jobs: int | None = None) -> int:
     return jobs or default_jobs()
 
 
+class _Channel:
+    """Two one-way pipes to a worker, each made to hold a whole batch where Linux allows: a sender never waits for
+    the other side to be scheduled (one socket pair's buffer of 208 KiB took two turns for a batch of records)."""
+
+    __slots__ = ("inbound", "outbound")
+
+    def __init__(self, outbound: Connection, inbound: Connection) -> None:
+        self.outbound = outbound
+        self.inbound = inbound
+
+    @classmethod
+    def pair(cls, context: Any) -> tuple[_Channel, _Channel]:
+        """(this side, the worker's side)."""
+        to_read, to_write = context.Pipe(duplex=False)
+        from_read, from_write = context.Pipe(duplex=False)
+        for conn in (to_write, from_write):
+            with contextlib.suppress(OSError, AttributeError):  # older kernels, a lower fs.pipe-max-size
+                fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        return cls(to_write, from_read), cls(from_write, to_read)
+
+    def send(self, message: object) -> None:
+        self.outbound.send(message)
+
+    def recv(self) -> Any:
+        return self.inbound.recv()
+
+    def close(self) -> None:
+        self.outbound.close()
+        self.inbound.close()
+
+
 class ParseWorkers:
     """`jobs` worker processes (none for 1) that turn log files into batches of events, in file order."""
 
     def __init__(self, jobs: int, *, scrub: Scrub | None = None, encode: EncodeRecord | None = None) -> None:
         self._work = Work(scrub, encode)
-        self._workers: list[tuple[BaseProcess, Connection]] = []
+        self._workers: list[tuple[BaseProcess, _Channel]] = []
         if jobs > 1:
             # Objects that exist now stay out of the collector's sight while the workers live, in them and here:
             # a pass writes to every page holding them, and a page written on either side of a fork is copied
@@ -90,8 +124,11 @@ class ParseWorkers:
             gc.freeze()
             context = multiprocessing.get_context("fork")
             for _ in range(jobs):
-                mine, theirs = context.Pipe()
-                worker = context.Process(target=_serve, args=(theirs, self._work), daemon=True)
+                mine, theirs = _Channel.pair(context)
+                # The child closes its copies of this side's ends (its own and its elder siblings'): then this
+                # process's death, even by SIGKILL, is the end of the worker's input, and the worker exits.
+                ends = [mine, *(channel for _worker, channel in self._workers)]
+                worker = context.Process(target=_serve, args=(theirs, ends, self._work), daemon=True)
                 worker.start()
                 theirs.close()
                 self._workers.append((worker, mine))
@@ -127,10 +164,10 @@ class ParseWorkers:
         yield from self._dealt(source)
 
     def _dealt(self, source: Iterator[RecordBatch]) -> Iterator[list[Event]]:
-        in_flight: deque[Connection] = deque()
+        in_flight: deque[_Channel] = deque()
         failure: list[BaseException] = []
 
-        def deal(conn: Connection) -> None:
+        def deal(conn: _Channel) -> None:
             if failure:
                 return
             try:
@@ -186,8 +223,10 @@ def _carry_time(events: list[Event], last_time: int | None) -> int | None:
     return last_time
 
 
-def _serve(conn: Connection, work: Work) -> None:
+def _serve(conn: _Channel, ends: list[_Channel], work: Work) -> None:
     """A worker: one batch of records in, its events out, until told to stop or the main process is gone."""
+    for end in ends:
+        end.close()
     try:
         while (batch := conn.recv()) is not None:
             ctx, kind, records = batch
