@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from logtail.commands.parse import write_events
 from logtail.pipeline import Pipeline, PrivacySettings
+from logtail.pipeline.emails import EMAIL, rewrite_addresses
 from logtail.source.files import LogFile
 from parsers.event import SEVERITY
 
@@ -271,3 +272,19 @@ def test_logtail_parse_prints_no_secret_of_any_shape(tmp_path: Path) -> None:
     printed = out.getvalue().decode()
     assert printed.count("\n") == len(texts) * (len(SEVERITY) + 1)
     assert [core for core in cores if core in printed] == []
+
+
+# Characters that make and break addresses, with letters that `\w` takes and `str.lower` changes.
+ADDRESS_PIECES = st.sampled_from([*"ab@.-+%'_ é李\n/:", "@b.c", "a@", ".example"])
+ADDRESS_TEXT = st.lists(ADDRESS_PIECES, max_size=40).map("".join)
+
+
+@FUZZ
+@given(text=ADDRESS_TEXT)
+@example(text="a@b.com+c@d.org")  # the second one starts inside the first one's run: not an address
+@example(text="x@@a.b@c.d a@b.c.")
+def test_addresses_are_found_from_each_at_sign_as_the_whole_pattern_finds_them(text: str) -> None:
+    def rewrite(address: str) -> str:
+        return f"<{address}>"
+
+    assert rewrite_addresses(text, rewrite) == EMAIL.sub(lambda match: rewrite(match.group(0)), text)
