@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -107,3 +108,10 @@ def test_the_bytes_written_directly_are_those_of_the_official_messages(events: l
     encoder = LogEncoder(RESOURCE, "1")
     for _ in range(3):  # the second and third time from remembered attributes
         assert encoder.protobuf(events, observed) == upb_request(events, observed)
+
+
+@pytest.mark.parametrize("size", [0, 127, 128, 16_383, 16_384, 1 << 21])
+def test_lengths_on_either_side_of_a_varint_byte_are_written_as_the_official_messages_write_them(size: int) -> None:
+    # Lengths cross a varint byte inside the value, around it (AnyValue), and around the key and value (KeyValue).
+    events = [event("librechat.log", {"k" * key_size: "é" * (size // 2) + "x" * (size % 2)}) for key_size in (1, 126)]
+    assert LogEncoder(RESOURCE, "1").protobuf(events, 7) == upb_request(events, 7)

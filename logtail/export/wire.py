@@ -40,10 +40,15 @@ _INT: Final = b"\x18"
 _DOUBLE_TAG: Final = b"\x21"
 
 
+# Varints of the lengths most fields have, made once.
+_SHORT: Final = 1 << 14
+_VARINTS: Final = [bytes((n,)) if n < 0x80 else bytes((n & 0x7F | 0x80, n >> 7)) for n in range(_SHORT)]
+
+
 def varint(n: int) -> bytes:
     """A non-negative integer as a protobuf varint."""
-    if n < 0x80:
-        return bytes((n,))
+    if n < _SHORT:
+        return _VARINTS[n]
     out = bytearray()
     while n > 0x7F:
         out.append(n & 0x7F | 0x80)
@@ -61,9 +66,21 @@ def string_value(text: str) -> bytes:
     return _delimited(_STRING, text.encode())
 
 
+def _string_attribute(key: bytes, value: bytes) -> bytes:
+    """The LogRecord `attributes` field for a KeyValue with a string value, joined once."""
+    value_size = varint(len(value))
+    any_size = varint(1 + len(value_size) + len(value))
+    key_size = varint(len(key))
+    pair = 1 + len(key_size) + len(key) + 1 + len(any_size) + 1 + len(value_size) + len(value)
+    return b"".join((_ATTRIBUTE, varint(pair), _KEY, key_size, key, _VALUE, any_size, _STRING, value_size, value))
+
+
 def attribute(key: str, value: object, other: Callable[[object], bytes]) -> bytes:
     """The LogRecord `attributes` field for one KeyValue; `other(value)` serializes the AnyValue of other shapes."""
     kind = type(value)
+    if kind is str and key:
+        assert isinstance(value, str)
+        return _string_attribute(key.encode(), value.encode())
     if kind is str:
         assert isinstance(value, str)
         data = string_value(value)
