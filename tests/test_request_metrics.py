@@ -18,7 +18,7 @@ import pytest
 from logtail.commands import demo
 from logtail.config import MetricsConfig
 from logtail.devcollector.collector import DevCollector
-from logtail.export.metrics import Aggregator
+from logtail.export.metrics import KEYS_KEPT, Aggregator
 from logtail.export.users import EXACT, HyperLogLog, user_hash
 from parsers.event import Event
 from tests.test_stats import LOGTAIL, calls
@@ -301,3 +301,16 @@ def test_hourly_totals_survive_a_failed_export() -> None:
     again = aggregator.request(aggregator.take(), None, 0)
     assert [(p.time_unix_nano, p.as_int) for p in _points(again, "librechat.requests")] == first
     assert aggregator.request(aggregator.take(), None, 0).resource_metrics == []
+
+
+def test_every_label_set_counts_apart_however_many_and_whatever_their_values() -> None:
+    # More label sets than the aggregator remembers keys for, and values (a list) it cannot remember them by.
+    config = MetricsConfig.model_validate({"allowed_attributes": ["user.id"], "max_series": 10_000})
+    aggregator = Aggregator(config, {"service.name": "librechat"}, "0")
+    usage = {"librechat.token.context": "message", "librechat.endpoint": "openAI"}
+    users: list[Any] = [f"u{n}" for n in range(KEYS_KEPT + 100)] + [["a", "b"]] * 2
+    for _ in range(2):
+        aggregator.add([_event("librechat.token.usage", 10, **usage, **{"user.id": user}) for user in users])
+    points = _points(aggregator.request(aggregator.take(), None, 0), "librechat.requests")
+    counts = {next(kv.value.string_value for kv in p.attributes if kv.key == "user.id"): p.as_int for p in points}
+    assert counts == {**{f"u{n}": 2 for n in range(KEYS_KEPT + 100)}, "['a', 'b']": 4}

@@ -43,6 +43,8 @@ from parsers.moderation import ABORTED, VIOLATION
 from parsers.tokens import USAGE
 
 MODEL: Final = "gen_ai.request.model"
+# Label sets whose series key is remembered: the same few come back on every record.
+KEYS_KEPT: Final = 4096
 OTHER: Final = "other"
 OVERFLOW: Final = (("otel.metric.overflow", True),)
 # gen_ai.client.token.usage buckets recommended by the GenAI semantic conventions.
@@ -181,6 +183,7 @@ class Aggregator:
         self._users = ActiveUsers()
         self._opt_in = tuple(config.allowed_attributes)
         self._series: dict[str, dict[AttrKey, Series]] = {name: {} for name in INSTRUMENTS}
+        self._keys: dict[tuple[tuple[str, Any], ...], AttrKey] = {}  # labels as given -> their series key
         self._models: set[str] = set()
         self._dirty: set[SeriesId] = set()
         self._sealed: list[tuple[SeriesId, Series]] = []  # totals at the end of an hour, oldest first
@@ -291,7 +294,19 @@ class Aggregator:
             self._record("librechat.cost", event, typed, usd)
 
     def _record(self, name: str, event: Event, labels: Sequence[tuple[str, Any]], value: int | float) -> None:
-        key: AttrKey = tuple(sorted((k, _label(v)) for k, v in labels))
+        given = tuple(labels)
+        try:
+            known = self._keys.get(given)
+        except TypeError:  # a list among the values: nothing to remember it by
+            known = None
+            given = ()
+        if known is None:
+            known = tuple(sorted((k, _label(v)) for k, v in labels))
+            if given:
+                if len(self._keys) >= KEYS_KEPT:
+                    self._keys.clear()
+                self._keys[given] = known
+        key: AttrKey = known
         streams = self._series[name]
         series = streams.get(key)
         if series is None:
