@@ -168,59 +168,109 @@ class JsonLineSplitter:
 
 
 class DebugSplitter:
-    """debug files: a header line plus every following line up to the next header."""
+    """debug files: a header line plus every following line up to the next header.
 
-    __slots__ = ("_cur", "_cur_len", "_cur_line", "_cur_start", "_cut", "_lines", "_max")
+    Each chunk is walked from newline to newline, and only a line that starts with a digit is matched against
+    the header: a record is then one slice of the chunk (debug files are most of a host's bytes). At most
+    `max_bytes` of a record are kept, and of a line not ended yet; a record longer than that is cut and flagged.
+    """
+
+    __slots__ = ("_held", "_kept", "_line", "_line_kept", "_max", "_next_line", "_offset", "_record", "_start", "_top")
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_RECORD, offset: int = 0, line: int = 1) -> None:
         self._max = max_bytes
-        self._lines = _Lines(max_bytes, offset, line)
-        self._cur: list[bytes] = []
-        self._cur_len = 0  # bytes kept in _cur
-        self._cur_start = offset
-        self._cur_line = line
-        self._cut = False
+        self._record: list[bytes] = []  # kept bytes of the record being read (the unfinished line apart)
+        self._kept = 0  # bytes in _record
+        self._start = offset  # stream offset of the record being read
+        self._top = line  # its line number
+        self._line: list[bytes] = []  # kept bytes of the line not ended yet
+        self._line_kept = 0
+        self._held = 0  # real length of the line not ended yet
+        self._offset = offset  # stream offset of that line (of the next line when none is held)
+        self._next_line = line  # its line number
 
     @property
     def pending(self) -> int:
-        return self._lines.offset - self._cur_start + self._lines.held
+        return self._offset - self._start + self._held
 
     @property
     def position(self) -> int:
-        return self._cur_start
+        return self._start
 
     def feed(self, chunk: bytes) -> list[Record]:
         out: list[Record] = []
-        for item in self._lines.feed(chunk):
-            self._take(item, out)
+        at = 0
+        if self._held:
+            newline = chunk.find(b"\n")
+            if newline == -1:
+                self._hold(chunk)
+                return out
+            self._hold(chunk[:newline])
+            self._end_line(True, out)
+            at = newline + 1
+        base = self._offset - at  # stream offset of chunk[0]
+        complete = chunk.rfind(b"\n") + 1  # lines before this end in this chunk
+        kept_from = at  # chunk[kept_from:at] belongs to the record being read
+        number = self._next_line
+        cap = self._max
+        while at < complete:
+            newline = chunk.find(b"\n", at, complete)
+            # A header is matched on what a line keeps: its first `max_bytes` when it is longer.
+            if chunk[at] in _DIGITS and DEBUG_HEADER.match(chunk, at, newline + 1 if newline - at <= cap else at + cap):
+                self._keep(chunk[kept_from:at])
+                kept_from = at
+                self._emit(base + at, out)
+                self._top = number
+            at = newline + 1
+            number += 1
+        self._keep(chunk[kept_from:at])
+        self._offset = base + at
+        self._next_line = number
+        if at < len(chunk):
+            self._hold(chunk[at:])
         return out
 
     def flush(self, final: bool = True) -> list[Record]:
         out: list[Record] = []
-        last = self._lines.take_unfinished()
-        if last:
-            self._take(last, out)
-        self._emit(self._lines.offset, out)
+        if self._held:
+            self._end_line(False, out)
+        self._emit(self._offset, out)
         return out
 
-    def _take(self, item: Line, out: list[Record]) -> None:
-        data, start, _end, line, truncated = item
+    def _hold(self, piece: bytes) -> None:
+        room = self._max - self._line_kept
+        if room > 0 and piece:
+            kept = piece[:room]
+            self._line.append(kept)
+            self._line_kept += len(kept)
+        self._held += len(piece)
+
+    def _end_line(self, newline: bool, out: list[Record]) -> None:
+        """The held line, ended by a newline or by the end of the file (which does not count a line)."""
+        data = b"".join(self._line)
+        if newline and self._held <= self._max:
+            data += b"\n"
         if data and data[0] in _DIGITS and DEBUG_HEADER.match(data):
-            self._emit(start, out)
-            self._cur_line = line
-        if self._cur_len + len(data) > self._max:
-            data = data[: max(self._max - self._cur_len, 0)]
-            truncated = True
-        self._cut = self._cut or truncated
-        if data:
-            self._cur.append(data)
-            self._cur_len += len(data)
+            self._emit(self._offset, out)
+            self._top = self._next_line
+        self._keep(data)
+        self._offset += self._held + newline
+        self._next_line += newline
+        self._line, self._line_kept, self._held = [], 0, 0
+
+    def _keep(self, piece: bytes) -> None:
+        room = self._max - self._kept
+        if room > 0 and piece:
+            kept = piece[:room]
+            self._record.append(kept)
+            self._kept += len(kept)
 
     def _emit(self, upto: int, out: list[Record]) -> None:
-        if upto > self._cur_start:
-            out.append(Record(b"".join(self._cur), self._cur_start, upto, self._cur_line, self._cut))
-        self._cur, self._cur_len, self._cut = [], 0, False
-        self._cur_start = upto
+        if upto > self._start:
+            data = b"".join(self._record)
+            out.append(Record(data, self._start, upto, self._top, upto - self._start > len(data)))
+        self._record, self._kept = [], 0
+        self._start = upto
 
 
 def splitter_for(family: str, max_bytes: int = DEFAULT_MAX_RECORD, offset: int = 0, line: int = 1) -> Splitter:

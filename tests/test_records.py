@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsers import FileContext, parse_record
-from parsers.records import Record, splitter_for
+from parsers.records import DEBUG_HEADER, Record, splitter_for
 
 FAMILIES = ("debug", "error", "meili", "login")
 
@@ -69,6 +71,16 @@ def test_records_over_the_cap_are_cut_and_flagged(family: str, data: bytes, cap:
             # JSON files: blank lines riding along come on top of the capped line.
             beyond = record.data[: max(len(record.data) - cap, 0)]
             assert not beyond if family == "debug" else not beyond.strip()
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=DATA, cuts=st.lists(st.integers(min_value=0), max_size=8))
+def test_a_debug_record_is_a_header_line_and_the_lines_up_to_the_next_one(data: bytes, cuts: list[int]) -> None:
+    records = split("debug", data, cuts)
+    for n, record in enumerate(records):
+        lines = [line for line in re.split(rb"(?<=\n)", record.data) if line]  # cut after each newline only
+        assert n == 0 or DEBUG_HEADER.match(lines[0])  # only what precedes the first header has none
+        assert not any(DEBUG_HEADER.match(line) for line in lines[1:])
 
 
 @settings(max_examples=500, deadline=None)
