@@ -44,7 +44,7 @@ class Timing:
     poll_interval: float = 1.0  # read every file at least this often, events or not
     scan_interval: float = 10.0  # list the directories at least this often
     flush_after: float = 0.5  # hand out the last record of a file that stopped growing
-    linger: float = 0.1  # after a small batch, let the next one fill up a little (fewer, larger requests)
+    linger: float = 0.15  # after a small batch, let the next one fill up a little (fewer, larger requests)
     release_after: float = 30.0  # keep a file moved out of the directory open for late writes
 
 
