@@ -167,6 +167,29 @@ class JsonLineSplitter:
         return out
 
 
+class _Capped:
+    """The first `cap` bytes of what is added, in pieces until taken."""
+
+    __slots__ = ("_cap", "_kept", "_pieces")
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._pieces: list[bytes] = []
+        self._kept = 0
+
+    def add(self, piece: bytes) -> None:
+        room = self._cap - self._kept
+        if room > 0 and piece:
+            kept = piece[:room]
+            self._pieces.append(kept)
+            self._kept += len(kept)
+
+    def take(self) -> bytes:
+        data = b"".join(self._pieces)
+        self._pieces, self._kept = [], 0
+        return data
+
+
 class DebugSplitter:
     """debug files: a header line plus every following line up to the next header.
 
@@ -175,16 +198,14 @@ class DebugSplitter:
     `max_bytes` of a record are kept, and of a line not ended yet; a record longer than that is cut and flagged.
     """
 
-    __slots__ = ("_held", "_kept", "_line", "_line_kept", "_max", "_next_line", "_offset", "_record", "_start", "_top")
+    __slots__ = ("_held", "_line", "_max", "_next_line", "_offset", "_record", "_start", "_top")
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_RECORD, offset: int = 0, line: int = 1) -> None:
         self._max = max_bytes
-        self._record: list[bytes] = []  # kept bytes of the record being read (the unfinished line apart)
-        self._kept = 0  # bytes in _record
+        self._record = _Capped(max_bytes)  # the record being read (the unfinished line apart)
         self._start = offset  # stream offset of the record being read
         self._top = line  # its line number
-        self._line: list[bytes] = []  # kept bytes of the line not ended yet
-        self._line_kept = 0
+        self._line = _Capped(max_bytes)  # the line not ended yet
         self._held = 0  # real length of the line not ended yet
         self._offset = offset  # stream offset of that line (of the next line when none is held)
         self._next_line = line  # its line number
@@ -217,13 +238,13 @@ class DebugSplitter:
             newline = chunk.find(b"\n", at, complete)
             # A header is matched on what a line keeps: its first `max_bytes` when it is longer.
             if chunk[at] in _DIGITS and DEBUG_HEADER.match(chunk, at, newline + 1 if newline - at <= cap else at + cap):
-                self._keep(chunk[kept_from:at])
+                self._record.add(chunk[kept_from:at])
                 kept_from = at
                 self._emit(base + at, out)
                 self._top = number
             at = newline + 1
             number += 1
-        self._keep(chunk[kept_from:at])
+        self._record.add(chunk[kept_from:at])
         self._offset = base + at
         self._next_line = number
         if at < len(chunk):
@@ -238,38 +259,26 @@ class DebugSplitter:
         return out
 
     def _hold(self, piece: bytes) -> None:
-        room = self._max - self._line_kept
-        if room > 0 and piece:
-            kept = piece[:room]
-            self._line.append(kept)
-            self._line_kept += len(kept)
+        self._line.add(piece)
         self._held += len(piece)
 
     def _end_line(self, newline: bool, out: list[Record]) -> None:
         """The held line, ended by a newline or by the end of the file (which does not count a line)."""
-        data = b"".join(self._line)
+        data = self._line.take()
         if newline and self._held <= self._max:
             data += b"\n"
         if data and data[0] in _DIGITS and DEBUG_HEADER.match(data):
             self._emit(self._offset, out)
             self._top = self._next_line
-        self._keep(data)
+        self._record.add(data)
         self._offset += self._held + newline
         self._next_line += newline
-        self._line, self._line_kept, self._held = [], 0, 0
-
-    def _keep(self, piece: bytes) -> None:
-        room = self._max - self._kept
-        if room > 0 and piece:
-            kept = piece[:room]
-            self._record.append(kept)
-            self._kept += len(kept)
+        self._held = 0
 
     def _emit(self, upto: int, out: list[Record]) -> None:
+        data = self._record.take()
         if upto > self._start:
-            data = b"".join(self._record)
             out.append(Record(data, self._start, upto, self._top, upto - self._start > len(data)))
-        self._record, self._kept = [], 0
         self._start = upto
 
 
