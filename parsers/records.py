@@ -59,17 +59,38 @@ class Splitter(Protocol):
         ...
 
 
+class _Capped:
+    """The first `cap` bytes of what is added, in pieces until taken."""
+
+    __slots__ = ("_cap", "_kept", "_pieces")
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._pieces: list[bytes] = []
+        self._kept = 0
+
+    def add(self, piece: bytes) -> None:
+        room = self._cap - self._kept
+        if room > 0 and piece:
+            kept = piece[:room]
+            self._pieces.append(kept)
+            self._kept += len(kept)
+
+    def take(self) -> bytes:
+        data = b"".join(self._pieces)
+        self._pieces, self._kept = [], 0
+        return data
+
+
 class _Lines:
     """Cuts bytes into complete lines, capping each at `max_bytes` and remembering offsets."""
 
-    __slots__ = ("_cut", "_held", "_held_len", "_kept", "_max", "next_line", "offset")
+    __slots__ = ("_held", "_held_len", "_max", "next_line", "offset")
 
     def __init__(self, max_bytes: int, offset: int = 0, line: int = 1) -> None:
         self._max = max_bytes
-        self._held: list[bytes] = []  # kept pieces of the unfinished line
-        self._kept = 0  # bytes in _held
-        self._held_len = 0  # real length of the unfinished line
-        self._cut = False
+        self._held = _Capped(max_bytes)  # the unfinished line
+        self._held_len = 0  # its real length
         self.offset = offset  # stream offset of the unfinished line
         self.next_line = line  # its line number
 
@@ -87,7 +108,6 @@ class _Lines:
         for i, part in enumerate(parts):
             if i == 0 and self._held_len:
                 self._hold(part)
-                self._held_len += 1
                 item = self._take_held(newline=True)
             else:
                 truncated = len(part) > self._max
@@ -108,22 +128,17 @@ class _Lines:
         return item
 
     def _take_held(self, newline: bool) -> Line:
-        data = b"".join(self._held)
-        if newline and not self._cut:
+        cut = self._held_len > self._max
+        data = self._held.take()
+        if newline and not cut:
             data += b"\n"
-        item = (data, self.offset, self.offset + self._held_len, self.next_line, self._cut)
-        self._held, self._kept, self._held_len, self._cut = [], 0, 0, False
+        item = (data, self.offset, self.offset + self._held_len + newline, self.next_line, cut)
+        self._held_len = 0
         return item
 
     def _hold(self, piece: bytes) -> None:
         self._held_len += len(piece)
-        room = self._max - self._kept
-        if len(piece) > room:
-            self._cut = True
-            piece = piece[:room]
-        if piece:
-            self._held.append(piece)
-            self._kept += len(piece)
+        self._held.add(piece)
 
 
 class JsonLineSplitter:
@@ -165,29 +180,6 @@ class JsonLineSplitter:
                 self._lead.clear()
             out.append(Record(data, start, end, line, truncated))
         return out
-
-
-class _Capped:
-    """The first `cap` bytes of what is added, in pieces until taken."""
-
-    __slots__ = ("_cap", "_kept", "_pieces")
-
-    def __init__(self, cap: int) -> None:
-        self._cap = cap
-        self._pieces: list[bytes] = []
-        self._kept = 0
-
-    def add(self, piece: bytes) -> None:
-        room = self._cap - self._kept
-        if room > 0 and piece:
-            kept = piece[:room]
-            self._pieces.append(kept)
-            self._kept += len(kept)
-
-    def take(self) -> bytes:
-        data = b"".join(self._pieces)
-        self._pieces, self._kept = [], 0
-        return data
 
 
 class DebugSplitter:

@@ -294,19 +294,7 @@ class Aggregator:
             self._record("librechat.cost", event, typed, usd)
 
     def _record(self, name: str, event: Event, labels: Sequence[tuple[str, Any]], value: int | float) -> None:
-        given = tuple(labels)
-        try:
-            known = self._keys.get(given)
-        except TypeError:  # a list among the values: nothing to remember it by
-            known = None
-            given = ()
-        if known is None:
-            known = tuple(sorted((k, _label(v)) for k, v in labels))
-            if given:
-                if len(self._keys) >= KEYS_KEPT:
-                    self._keys.clear()
-                self._keys[given] = known
-        key: AttrKey = known
+        key = self._key(labels)
         streams = self._series[name]
         series = streams.get(key)
         if series is None:
@@ -325,6 +313,19 @@ class Aggregator:
             series.buckets[bisect.bisect_left(INSTRUMENTS[name].bounds, value)] += 1
         self._dirty.add((name, key))
         self._since_seal.add((name, key))
+
+    def _key(self, labels: Sequence[tuple[str, Any]]) -> AttrKey:
+        """The series key of `labels`: sorted, values made label values; remembered per label set as given."""
+        given = tuple(labels)
+        try:
+            known = self._keys.get(given)
+        except TypeError:  # a list among the values: nothing to remember it by
+            return _series_key(labels)
+        if known is None:
+            if len(self._keys) >= KEYS_KEPT:
+                self._keys.clear()
+            known = self._keys[given] = _series_key(labels)
+        return known
 
     # Export --------------------------------------------------------------------------------------------
     @property
@@ -434,6 +435,10 @@ def cost_usd(attributes: Mapping[str, Any], credits_per_usd: float) -> list[tupl
 def _endpoint(attributes: Mapping[str, Any]) -> Labels:
     endpoint = attributes.get(ENDPOINT)
     return [] if endpoint is None else [(ENDPOINT, endpoint)]
+
+
+def _series_key(labels: Sequence[tuple[str, Any]]) -> AttrKey:
+    return tuple(sorted((k, _label(v)) for k, v in labels))
 
 
 def _label(value: Any) -> str | int | float:

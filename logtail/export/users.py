@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Final
 
+from logtail.pipeline.memo import Memo
+
 EXACT: Final = 1024
 PRECISION: Final = 12
 REGISTERS: Final = 1 << PRECISION
@@ -23,7 +25,7 @@ HOUR_NS: Final = 3600 * 1_000_000_000
 DAY_NS: Final = 24 * HOUR_NS
 WINDOWS: Final = {"day": DAY_NS, "hour": HOUR_NS}
 KEEP: Final = {"day": 8 * DAY_NS, "hour": 48 * HOUR_NS}
-# A host's users come back record after record: their hashes are kept rather than computed each time.
+# A host's users come back record after record: this many of their hashes are kept rather than computed each time.
 HASHES_KEPT: Final = 4096
 
 Window = tuple[str, int]  # ("day" | "hour", start in Unix nanoseconds)
@@ -84,20 +86,16 @@ class _Distinct:
 class ActiveUsers:
     """Distinct user counts per window; `take` the windows changed since the last acknowledged export."""
 
-    __slots__ = ("_dirty", "_hashes", "_newest", "_windows")
+    __slots__ = ("_dirty", "_hash", "_newest", "_windows")
 
     def __init__(self) -> None:
         self._windows: dict[Window, _Distinct] = {}
         self._dirty: set[Window] = set()
         self._newest = dict.fromkeys(WINDOWS, 0)
-        self._hashes: dict[str, int] = {}
+        self._hash = Memo(user_hash, HASHES_KEPT)
 
     def add(self, user_id: str, time_unix_nano: int) -> None:
-        hashed = self._hashes.get(user_id)
-        if hashed is None:
-            if len(self._hashes) >= HASHES_KEPT:
-                self._hashes.clear()
-            hashed = self._hashes[user_id] = user_hash(user_id)
+        hashed = self._hash(user_id)
         for kind, size in WINDOWS.items():
             start = time_unix_nano - time_unix_nano % size
             if start < self._newest[kind] - KEEP[kind]:

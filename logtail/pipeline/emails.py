@@ -13,8 +13,8 @@ from logtail.pipeline.settings import EmailPolicy
 from parsers.event import Event
 
 # Unicode local parts and domains occur (`李雷91@example.com`, `chloé@bücher.example`). An address is a whole run of
-# local-part characters, an '@' and a dotted domain: `EMAIL` says it as one pattern, `_addresses` finds the same
-# matches from each '@' (five times faster than `EMAIL.sub`, which tries the pattern at every character).
+# local-part characters, an '@' and a dotted domain: `EMAIL` says it as one pattern, `rewrite_addresses` finds the
+# same matches from each '@' (five times faster than `EMAIL.sub`, which tries the pattern at every character).
 EMAIL: Final = re.compile(r"(?<![\w.+%'-])[\w.+%'-]+@[\w-]+(?:\.[\w-]+)+")
 _LOCAL: Final = re.compile(r"[\w.+%'-]+")
 _DOMAIN: Final = re.compile(r"[\w-]+(?:\.[\w-]+)+")
