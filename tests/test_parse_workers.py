@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import gzip
 import multiprocessing
+import os
 import subprocess
 import sys
 import time
@@ -127,7 +128,7 @@ def test_stopping_early_leaves_the_workers_ready_for_the_next_file(workers: Pars
 def test_closing_leaves_no_worker_and_gives_the_heap_back_to_the_collector(large: Path) -> None:
     before = set(multiprocessing.active_children())
     frozen = gc.get_freeze_count()
-    with ParseWorkers(2) as pool:
+    with ParseWorkers(3) as pool:  # this process and two workers
         assert len(set(multiprocessing.active_children()) - before) == 2
         # While the workers share this process's pages, its collector leaves the objects of before the fork be.
         assert gc.get_freeze_count() > frozen
@@ -141,6 +142,22 @@ def test_one_job_parses_in_place(large: Path) -> None:
     with ParseWorkers(1, scrub=Scrub()) as pool:
         assert set(multiprocessing.active_children()) == before
         assert dealt(pool, large) == in_place(large)
+
+
+def test_this_process_parses_the_next_batch_rather_than_wait_for_a_worker(large: Path) -> None:
+    main = os.getpid()
+
+    def tagged(_event: Event, _now: int) -> bytes:
+        if os.getpid() == main:
+            return b"here"
+        time.sleep(0.001)  # a worker slower than this process: its answer is never ready at once
+        return b"worker"
+
+    with ParseWorkers(2, encode=tagged) as pool:
+        got = dealt(pool, large)
+    assert [_fields(e) for e in got] == [_fields(e) for e in read_events(discover([large])[0])]
+    made_by = {e.wire[0] for e in got if e.wire is not None}
+    assert made_by == {b"here", b"worker"}
 
 
 def test_a_failing_worker_is_named_in_the_main_process(large: Path) -> None:
@@ -176,7 +193,7 @@ def test_the_workers_exit_when_the_main_process_is_killed() -> None:
     script = (
         "import sys\n"
         "from logtail.source.parse_workers import ParseWorkers\n"
-        "pool = ParseWorkers(2)\n"
+        "pool = ParseWorkers(3)\n"
         "print(*(worker.pid for worker, _ in pool._workers), flush=True)\n"
         "sys.stdin.read()\n"
     )

@@ -353,7 +353,10 @@ def replay_command(
         typer.Option(min=0.1, metavar="SECONDS", help="give up when the endpoint keeps failing this many seconds"),
     ] = DEFAULT_DEADLINE,
     jobs: Annotated[
-        int | None, typer.Option(min=1, metavar="N", help="parse workers (default: one per CPU; 1 parses in place)")
+        int | None,
+        typer.Option(
+            min=1, metavar="N", help="processes that parse, this one included (default: one per CPU; 1 parses in place)"
+        ),
     ] = None,
 ) -> None:
     """Ship archived logs, oldest first, and exit 0 only when every record was acknowledged or dead-lettered."""
