@@ -96,6 +96,26 @@ def test_correlation_memory_is_bounded() -> None:
     assert correlator(recent).attributes["gen_ai.request.model"] == "m-r3"
 
 
+def test_an_error_file_record_joins_its_debug_copy_past_the_request_window() -> None:
+    """A replay reads a day's debug file before its error file: the joins of its error copies outlive the requests."""
+    correlator = Correlator(window=2)
+
+    def error(second: int, rid: str | None, path: str) -> Event:
+        (event,) = events(f"2025-11-24T23:32:{second:02d}.772Z error: stream failed\n", path=path)
+        if rid:  # the debug file's copy (a twin): its request context is logged
+            event.attributes["librechat.request.id"] = rid
+        else:  # the error file's record
+            del event.attributes["logtail.twin"]
+        return event
+
+    for second, rid in enumerate(("r1", "r2", "r3", "r4")):
+        (check,) = events(CHECK.format(model=f"m-{rid}", endpoint="openAI", request=request(rid)))
+        correlator(check)
+        correlator(error(second, rid, "/l/debug-x.log"))
+    joined = [correlator(error(second, None, "/l/error-x.log")) for second in range(4)]
+    assert [e.attributes.get("gen_ai.request.model") for e in joined] == ["m-r1", "m-r2", "m-r3", "m-r4"]
+
+
 @pytest.mark.parametrize(
     ("endpoint", "model", "provider"),
     [

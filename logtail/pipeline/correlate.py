@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from parsers.event import AttrValue, Event
 from parsers.moderation import ABORTED, VIOLATION
@@ -34,7 +34,9 @@ USER: Final = "user.id"
 DURATION: Final = "librechat.request.duration_ms"
 TWIN: Final = "logtail.twin"
 MESSAGE: Final = "message"  # the token context of a model's response (the others: title, summary, memory, …)
-WINDOW: Final = 10_000
+WINDOW: Final = 2048  # requests and conversations: far more than are ever open at once
+# An error-file record's debug-file copy is read a whole file earlier in a replay: a day's errors are kept.
+TWINS: Final = 10_000
 SHARED: Final = 4096  # distinct (model, provider, endpoint, user) combinations kept as one dict each
 # A v0.7 check and the spending it precedes are milliseconds apart; a minute is generous and still safe.
 SAME_FLOW_NS: Final = 60 * 1_000_000_000
@@ -89,25 +91,31 @@ def provider_for(endpoint: str | None, model: str | None) -> str | None:
 Found = dict[str, AttrValue]
 # What a check said, with its time when the record joined to it is of the same request (None: same conversation).
 Joined = tuple[int | None, Found]
+V = TypeVar("V")
 
 
-class _Bounded:
-    """An insertion-ordered map that forgets its oldest entries beyond `size`."""
+class _Bounded(Generic[V]):
+    """An insertion-ordered map of strings that forgets its oldest entries beyond `size`.
+
+    Keyed by the strings' hashes: an id's own string would stay in memory with it, pinning the small objects of
+    the batch it came in (the allocator gives none of their memory back); two of 10 000 ids sharing a 64-bit
+    hash is a chance of one in 10^11."""
 
     __slots__ = ("_items", "_size")
 
     def __init__(self, size: int) -> None:
-        self._items: OrderedDict[str, Joined] = OrderedDict()
+        self._items: OrderedDict[int, V] = OrderedDict()
         self._size = size
 
-    def get(self, key: object) -> Joined | None:
-        return self._items.get(key) if isinstance(key, str) else None
+    def get(self, key: object) -> V | None:
+        return self._items.get(hash(key)) if isinstance(key, str) else None
 
-    def put(self, key: object, value: Joined) -> None:
+    def put(self, key: object, value: V) -> None:
         if not isinstance(key, str):
             return
-        self._items[key] = value
-        self._items.move_to_end(key)
+        hashed = hash(key)
+        self._items[hashed] = value
+        self._items.move_to_end(hashed)
         if len(self._items) > self._size:
             self._items.popitem(last=False)
 
@@ -122,10 +130,11 @@ class Correlator:
 
     __slots__ = ("_by_conversation", "_by_request", "_by_twin", "_last_check", "_shared")
 
-    def __init__(self, window: int = WINDOW) -> None:
-        self._by_request = _Bounded(window)
-        self._by_conversation = _Bounded(window)
-        self._by_twin = _Bounded(window)  # an error's debug-file copy, joined in the stream of its checks
+    def __init__(self, window: int = WINDOW, twins: int = TWINS) -> None:
+        self._by_request: _Bounded[Joined] = _Bounded(window)
+        self._by_conversation: _Bounded[Joined] = _Bounded(window)
+        # What an error's debug-file copy was joined to (the shared dict alone: no object of its own per entry).
+        self._by_twin: _Bounded[Found] = _Bounded(twins)
         # Per log stream, for records without request ids: a request may straddle a size rotation.
         self._last_check: dict[tuple[str, str], Joined] = {}
         self._shared: dict[tuple[tuple[str, AttrValue], ...], Found] = {}
@@ -164,15 +173,16 @@ class Correlator:
             joined = self._lookup(event, _conversation(attrs))
             # The error file holds no check; its record has the time of its debug-file copy, which may join.
             same_call = f"{os.path.dirname(event.file)}\0{event.time_unix_nano}"
+            known = joined[1] if joined else None
             if attrs.get(TWIN):
-                if joined:
-                    self._by_twin.put(same_call, joined)
-            elif joined is None:
-                joined = self._by_twin.get(same_call)
-            if joined:
+                if known is not None:
+                    self._by_twin.put(same_call, known)
+            elif known is None:
+                known = self._by_twin.get(same_call)
+            if known:
                 for key in KEYS:
-                    if key in joined[1]:
-                        attrs.setdefault(key, joined[1][key])
+                    if key in known:
+                        attrs.setdefault(key, known[key])
         return event
 
     def _share(self, items: list[tuple[str, AttrValue]]) -> Found:
