@@ -137,7 +137,7 @@ class Correlator:
         self._by_twin: _Bounded[Found] = _Bounded(twins)
         # Per log stream, for records without request ids: a request may straddle a size rotation.
         self._last_check: dict[tuple[str, str], Joined] = {}
-        self._shared: dict[tuple[tuple[str, AttrValue], ...], Found] = {}
+        self._shared: dict[int, Found] = {}  # by the hash of the items, like `_Bounded`
 
     def __call__(self, event: Event) -> Event:
         attrs = event.attributes
@@ -188,7 +188,7 @@ class Correlator:
     def _share(self, items: list[tuple[str, AttrValue]]) -> Found:
         """The one dict of these values. Kept for as long as the checks that name them: a dict per check would pin
         small objects of every batch in memory, and the allocator could give none of it back."""
-        key = tuple(items)
+        key = hash(tuple(items))
         found = self._shared.get(key)
         if found is None:
             if len(self._shared) >= SHARED:
