@@ -11,6 +11,7 @@ import pytest
 
 from fixtures.generate import generate
 from logtail.devcollector.collector import DevCollector
+from logtail.source.parse_workers import BATCH
 from tests.test_replay import LOGTAIL, event_uids, expected_events, replay, uids
 
 
@@ -43,3 +44,31 @@ def test_a_stop_mid_replay_then_the_same_command_delivers_the_rest_exactly_once(
     assert done.returncode == 0, done.stderr
     received = collector.wait_for_logs(len(expected))
     assert uids(received) == event_uids(expected)  # every record, each once
+
+
+@pytest.mark.slow
+def test_a_killed_replay_resumes_losing_nothing_and_repeating_at_most_the_batch_in_flight(
+    collector: DevCollector, tmp_path: Path
+) -> None:
+    """SIGKILL leaves no time to save: what was saved after the last acknowledged batch is on disk all the same
+    (the checkpoint is replaced whole after every batch, synced to the disk itself only once a second)."""
+    logs = tmp_path / "logs"
+    generate(logs, corpus="v0.8", families=("error", "debug"), records=20_000, max_size=1 << 19, gzip=True)
+    state = tmp_path / "replay.json"
+    args = [LOGTAIL, "replay", str(logs), "--endpoint", collector.http_endpoint, "--state", str(state)]
+    running = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(collector.logs()) < 2000 and running.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        running.kill()
+        running.wait()
+    expected = event_uids(expected_events(logs))
+    assert 0 < len(collector.logs()) < expected.total()
+
+    done = replay(logs, "--endpoint", collector.http_endpoint, state=state)
+    assert done.returncode == 0, done.stderr
+    received = uids(collector.wait_for_logs(expected.total()))
+    assert set(received) == set(expected)  # nothing lost
+    assert received.total() - expected.total() <= BATCH  # at most the batch acknowledged but not yet saved
