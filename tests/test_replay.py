@@ -13,10 +13,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
-from logtail.commands import replay_state
 from logtail.commands.demo import CORPORA
 from logtail.commands.progress import Progress
 from logtail.commands.replay import NS, Window, parse_time, select_files
@@ -233,28 +231,6 @@ def test_a_damaged_or_busy_checkpoint_is_refused_not_overwritten(samples: Path, 
     state.unlink()
     with ReplayState(state, "k", {}), pytest.raises(StateError, match="another replay"):
         ReplayState(state, "k", {}).__enter__()
-
-
-def test_the_checkpoint_is_written_after_every_batch_and_synced_once_a_second(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    synced: list[int] = []
-    monkeypatch.setattr(replay_state.os, "fsync", synced.append)
-    clock = [1000.0]
-    monkeypatch.setattr(replay_state.time, "monotonic", lambda: clock[0])
-    path = tmp_path / "replay.json"
-    with ReplayState(path, "a", {}) as state:
-        for offset in range(1, 6):  # five batches within one second: each readable at once, one sync
-            state.progress("id1", "debug-2025-11-24.log").offset = offset
-            state.save()
-            assert orjson.loads(path.read_bytes())["replays"]["a"]["files"]["id1"]["offset"] == offset
-            clock[0] += 0.1
-        assert len(synced) == 1
-        clock[0] += 0.5
-        state.save()
-        assert len(synced) == 2
-        state.save(durable=True)  # the end of a replay, or its stop
-        assert len(synced) == 3
 
 
 def test_checkpoints_of_different_destinations_and_windows_are_kept_apart(tmp_path: Path) -> None:

@@ -50,8 +50,7 @@ def test_a_stop_mid_replay_then_the_same_command_delivers_the_rest_exactly_once(
 def test_a_killed_replay_resumes_losing_nothing_and_repeating_at_most_the_batch_in_flight(
     collector: DevCollector, tmp_path: Path
 ) -> None:
-    """SIGKILL leaves no time to save: what was saved after the last acknowledged batch is on disk all the same
-    (the checkpoint is replaced whole after every batch, synced to the disk itself only once a second)."""
+    """SIGKILL leaves no time to save: the checkpoint saved after each acknowledged batch is what resumes."""
     logs = tmp_path / "logs"
     generate(logs, corpus="v0.8", families=("error", "debug"), records=20_000, max_size=1 << 19, gzip=True)
     state = tmp_path / "replay.json"

@@ -211,7 +211,6 @@ class Replay:
         except ShutdownInterrupted:
             result.stopped = True
         finally:
-            self._save(durable=True)
             try:
                 shipper.close()
             finally:
@@ -287,9 +286,9 @@ class Replay:
         mark.offset = end
         self._save()
 
-    def _save(self, *, durable: bool = False) -> None:
+    def _save(self) -> None:
         try:
-            self.state.save(durable=durable)
+            self.state.save()
         except OSError as exc:
             # Shipping goes on; only a resume after an interruption would send this part again.
             if self.result.state_error is None:

@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -23,9 +22,6 @@ import orjson
 
 FORMAT: Final = "logtail-replay"
 VERSION: Final = 1
-# The checkpoint reaches the disk itself at least this often (seconds); an fsync per batch was 13 % of the
-# replay's time. Each save replaces the file whole, so a killed replay still resumes exactly.
-SYNC_EVERY: Final = 1.0
 
 
 class StateError(Exception):
@@ -59,7 +55,6 @@ class ReplayState:
         self.files: dict[str, FileProgress] = {}
         self._others: dict[str, Any] = {}
         self._lock: IO[bytes] | None = None
-        self._synced = -SYNC_EVERY
 
     def __enter__(self) -> ReplayState:
         try:
@@ -110,10 +105,8 @@ class ReplayState:
             found = self.files[identity] = FileProgress(name)
         return found
 
-    def save(self, *, durable: bool = False) -> None:
-        """Write every replay's offsets; the old file stays whole until the new one is complete. Synced to disk
-        when `durable`, else at most SYNC_EVERY seconds after the last sync: a power cut may send up to that
-        much again, a kill nothing."""
+    def save(self) -> None:
+        """Write every replay's offsets durably; the old file stays whole until the new one is complete."""
         mine = {
             **self.description,
             "files": {
@@ -123,16 +116,11 @@ class ReplayState:
         doc = {"format": FORMAT, "version": VERSION, "replays": {**self._others, self.key: mine}}
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)  # mode 0600
         try:
-            now = time.monotonic()
-            sync = durable or now - self._synced >= SYNC_EVERY
             with os.fdopen(fd, "wb") as out:
                 out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-                if sync:
-                    out.flush()
-                    os.fsync(out.fileno())
+                out.flush()
+                os.fsync(out.fileno())
             os.replace(tmp, self.path)
-            if sync:
-                self._synced = now
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
