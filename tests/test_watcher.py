@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent, Mask, WatchDescriptor
 
 from logtail.source.watcher import Watcher
 
@@ -96,3 +97,15 @@ def test_a_directory_that_appears_later_is_watched_once_armed(watcher: Watcher, 
     (later / "login-logs.log").write_bytes(b"{}\n")
     assert woken(watcher, SOON)
     assert watcher.take_rescan()
+
+
+def test_a_lost_queue_of_events_asks_for_a_rescan(watcher: Watcher) -> None:
+    """The kernel's event queue overflowed: watchdog tells the callback (7.1.1 and later again once the watches are
+    repaired), and the files are listed again rather than trusted to have sent every event."""
+    assert watcher._inotify is not None
+    watcher.take_rescan()
+    watcher.wake.clear()
+    overflow = InotifyEvent(WatchDescriptor(-1), Mask(InotifyConstants.IN_Q_OVERFLOW), 0, b"")
+    watcher._inotify.handle_event(overflow)
+    assert watcher.take_rescan()
+    assert woken(watcher, 0)

@@ -61,6 +61,10 @@ class Watcher:
         self._rescan.set()
         self.wake.set()
 
+    def on_events_lost(self) -> None:
+        """watchdog 7.1.1 and later: the queue overflowed and every watch is repaired; rescan what changed."""
+        self.on_queue_overflow()
+
     # the tailer's side ---------------------------------------------------------------------------------
     def take_rescan(self) -> bool:
         """Whether files appeared, vanished or were renamed since the last call."""
