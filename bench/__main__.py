@@ -115,7 +115,9 @@ def rss_lines(results: list[Result], points: int = 10) -> str:
         if r.scenario == "replay-1gb" and r.run.rss_series:
             step = max(len(r.run.rss_series) // points, 1)
             series = r.run.rss_series[::step] + r.run.rss_series[-1:]
-            lines.append(f"RSS over time, {r.shipper}: " + ", ".join(f"{t:.0f}s {b / MIB:.0f}" for t, b in series))
+            lines.append(f"PSS over time, {r.shipper}: " + ", ".join(f"{t:.0f}s {b / MIB:.0f}" for t, b in series))
+            parts = " + ".join(f"{b / MIB:.0f}" for b in r.run.peak_by_process)
+            lines.append(f"At the peak, by process (main first): {parts} MiB")
     return "\n".join(lines)
 
 

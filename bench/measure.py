@@ -26,6 +26,7 @@ class Usage:
 
     cpu: float
     rss: int
+    by_process: list[int] = field(default_factory=list)  # PSS of each process, the child first
 
 
 def tree(pid: int) -> list[int]:
@@ -43,7 +44,7 @@ def tree(pid: int) -> list[int]:
 
 
 def usage(pid: int) -> Usage:
-    cpu, rss = 0.0, 0
+    cpu, rss, by_process = 0.0, 0, []
     for member in tree(pid):
         try:
             stat = Path(f"/proc/{member}/stat").read_text()
@@ -54,7 +55,8 @@ def usage(pid: int) -> Usage:
         cpu += (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
         pss = next((line.split()[1] for line in rollup.splitlines() if line.startswith("Pss:")), "0")
         rss += int(pss) * 1024
-    return Usage(cpu, rss)
+        by_process.append(int(pss) * 1024)
+    return Usage(cpu, rss, by_process)
 
 
 @dataclass(slots=True)
@@ -62,6 +64,7 @@ class Run:
     seconds: float = 0.0
     cpu: float = 0.0  # seconds of CPU, user + system, children included
     peak_rss: int = 0
+    peak_by_process: list[int] = field(default_factory=list)  # each process's PSS when the tree's peaked
     returncode: int | None = None
     rss_series: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, bytes)
     stderr: str = ""
@@ -79,7 +82,8 @@ class Child:
 
     def sample(self) -> Usage:
         now = usage(self.proc.pid)
-        self.run.peak_rss = max(self.run.peak_rss, now.rss)
+        if now.rss > self.run.peak_rss:
+            self.run.peak_rss, self.run.peak_by_process = now.rss, now.by_process
         self.run.rss_series.append((time.monotonic() - self.started, now.rss))
         return now
 
