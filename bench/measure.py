@@ -25,8 +25,12 @@ class Usage:
     """One sample of a process tree: CPU seconds so far and resident bytes now."""
 
     cpu: float
-    rss: int
-    by_process: list[int] = field(default_factory=list)  # PSS of each process, the child first
+    by_process: list[int]  # PSS bytes of each process, the child first
+
+    @property
+    def rss(self) -> int:
+        """The tree's PSS in bytes (named for what it replaces: RSS would count shared pages twice)."""
+        return sum(self.by_process)
 
 
 def tree(pid: int) -> list[int]:
@@ -44,7 +48,7 @@ def tree(pid: int) -> list[int]:
 
 
 def usage(pid: int) -> Usage:
-    cpu, rss, by_process = 0.0, 0, []
+    cpu, by_process = 0.0, []
     for member in tree(pid):
         try:
             stat = Path(f"/proc/{member}/stat").read_text()
@@ -54,9 +58,8 @@ def usage(pid: int) -> Usage:
         fields = stat[stat.rfind(")") + 2 :].split()
         cpu += (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
         pss = next((line.split()[1] for line in rollup.splitlines() if line.startswith("Pss:")), "0")
-        rss += int(pss) * 1024
         by_process.append(int(pss) * 1024)
-    return Usage(cpu, rss, by_process)
+    return Usage(cpu, by_process)
 
 
 @dataclass(slots=True)

@@ -5,8 +5,8 @@
 stateless half of the pipeline (`Scrub`) and encodes every event's OTLP LogRecord (`Event.wire`). Results are
 taken back in the order the batches were dealt, so correlation, metrics, shipping and checkpoints in the main
 process see the records in file order. When the answer it needs next is not ready, the main process parses the
-next batch itself instead of waiting: it keeps every core busy with one worker fewer (a worker is 24 MiB of
-the 1 GB replay's PSS) and balances itself whatever the mix of files.
+next batch itself instead of waiting: it keeps every core busy with one worker fewer (each worker holds its own
+copy of much of the heap) and balances itself whatever the mix of files.
 
 A worker gets its next batch as soon as its last one is taken back, before that one is shipped: the workers
 parse while the main process waits for the backend. Only one batch is ever in flight per worker, so neither
