@@ -1,4 +1,5 @@
-"""The watcher wakes the tailer on writes and asks for a rescan when entries change; reads wake nobody."""
+"""The watcher wakes a waiting tailer on writes and asks for a rescan when entries change; reads wake nobody,
+and neither do writes while the tailer is busy."""
 
 from __future__ import annotations
 
@@ -29,10 +30,51 @@ def woken(watcher: Watcher, timeout: float) -> bool:
     return awake
 
 
-def test_a_write_wakes_without_a_rescan(watcher: Watcher, tmp_path: Path) -> None:
-    with (tmp_path / "error-2025-11-24.log").open("ab") as log:
+def write(path: Path) -> None:
+    with path.open("ab") as log:
         log.write(b"{}\n")
-    assert woken(watcher, SOON)
+
+
+def test_a_write_wakes_a_waiting_tailer_without_a_rescan(watcher: Watcher, tmp_path: Path) -> None:
+    assert watcher.wait(0)  # writes were not asked for yet: the caller reads once more before it sleeps
+    write(tmp_path / "error-2025-11-24.log")
+    assert watcher.wait(SOON)
+    assert not watcher.take_rescan()
+
+
+def test_writes_while_the_tailer_works_wake_nobody(watcher: Watcher, tmp_path: Path) -> None:
+    """Woken, the tailer reads until it finds nothing new: the writes meanwhile need no events, which would only
+    cost the reader threads CPU, and the next wait asks for writes again."""
+    live = tmp_path / "error-2025-11-24.log"
+    watcher.wait(0)
+    write(live)
+    assert watcher.wait(SOON)
+    for _ in range(3):
+        write(live)
+    assert not woken(watcher, 0.3)
+    assert watcher.wait(SOON)  # asks for writes again and returns at once: the three writes are read
+    write(live)
+    assert watcher.wait(SOON)
+
+
+def test_a_wait_that_times_out_keeps_asking_for_writes(watcher: Watcher, tmp_path: Path) -> None:
+    watcher.wait(0)
+    assert not watcher.wait(0.1)
+    write(tmp_path / "error-2025-11-24.log")
+    assert watcher.wait(SOON)
+
+
+def test_a_directory_armed_while_the_tailer_works_is_asked_for_writes_at_the_next_wait(
+    watcher: Watcher, tmp_path: Path
+) -> None:
+    later = tmp_path / "missing"  # named to the fixture's watcher, absent when it started
+    later.mkdir()
+    (later / "login-logs.log").write_bytes(b"")
+    assert woken(watcher, SOON) and watcher.take_rescan()
+    watcher.arm()  # before the rescan, while writes are not asked for
+    assert watcher.wait(0)
+    write(later / "login-logs.log")
+    assert watcher.wait(SOON)
     assert not watcher.take_rescan()
 
 
