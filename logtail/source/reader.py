@@ -47,15 +47,39 @@ class Claim:
     upto: int = 0
 
 
-@dataclass(frozen=True, slots=True)
 class Item:
-    """A record read: its event (None when the copy's twin reader sent it) and where its checkpoint goes."""
+    """A record read: its event (None when the copy's twin reader sent it) and the checkpoint it advances.
 
-    event: Event | None
-    checkpoint: Checkpoint
-    end: int
-    line: int
-    tail: bytes | None  # the record's last bytes, for the offset marker (None: cut short, nothing to check)
+    Where the checkpoint goes (`end`, `line`, `tail`) is worked out from the record only for the last record
+    of a file that a commit moves, not for every record read."""
+
+    __slots__ = ("checkpoint", "event", "record")
+
+    def __init__(self, event: Event | None, checkpoint: Checkpoint, record: Record) -> None:
+        self.event = event
+        self.checkpoint = checkpoint
+        self.record = record
+
+    @property
+    def end(self) -> int:
+        return self.record.end
+
+    @property
+    def line(self) -> int:
+        """The file's line at `end`."""
+        record = self.record
+        if isinstance(record, ContainerRecord):
+            return record.next_line
+        line = record.line + record.data.count(b"\n")
+        return line + 1 if record.truncated and not record.data.endswith(b"\n") else line
+
+    @property
+    def tail(self) -> bytes | None:
+        """The record's last bytes, for the offset marker (None: cut short, nothing to check)."""
+        record = self.record
+        if isinstance(record, ContainerRecord):  # its data is the output, not the file's bytes
+            return record.tail[-MARKER_SIZE:] if record.tail else None
+        return None if record.truncated else record.data[-MARKER_SIZE:]
 
 
 @dataclass(slots=True)
@@ -163,24 +187,18 @@ class Reader:
         return self.ctx
 
     def _items(self, records: list[Record]) -> list[Item]:
-        out: list[Item] = []
         if not records:
-            return out
+            return []
         ctx = self._context()
         # A record the copy's twin reader sent already (before the claim) gets no event.
-        fresh = [record for record in records if record.start >= self.claim.upto]
-        events = iter(self.work(ctx, fresh))
-        for record in records:
-            event = next(events) if record.start >= self.claim.upto else None
-            self.claim.upto = max(self.claim.upto, record.end)
-            if isinstance(record, ContainerRecord):  # its data is the output, not the file's bytes
-                line, tail = record.next_line, record.tail[-MARKER_SIZE:] if record.tail else None
-            else:
-                line = record.line + record.data.count(b"\n")
-                line += 1 if record.truncated and not record.data.endswith(b"\n") else 0
-                tail = None if record.truncated else record.data[-MARKER_SIZE:]
-            out.append(Item(event, self.checkpoint, record.end, line, tail))
-        return out
+        upto, checkpoint = self.claim.upto, self.checkpoint
+        fresh = [record for record in records if record.start >= upto]
+        events = self.work(ctx, fresh)
+        self.claim.upto = max(upto, records[-1].end)
+        if len(fresh) == len(records):
+            return [Item(event, checkpoint, record) for event, record in zip(events, records, strict=True)]
+        by_record = iter(events)
+        return [Item(next(by_record) if record.start >= upto else None, checkpoint, record) for record in records]
 
     def restart(self, now: float) -> Checkpoint:
         """The file was truncated or overwritten in place: read it again from its first byte.
