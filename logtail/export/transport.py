@@ -31,7 +31,7 @@ Signal = Literal["logs", "metrics"]
 # refused: this request will never be taken as it is (the shipper bisects it).
 Kind = Literal["ok", "retry", "refused"]
 
-GZIP_LEVEL: Final = 3  # most of gzip's gain on log text at a fraction of level 9's cost
+GZIP_LEVEL: Final = 1  # on OTLP log bodies: 3 % larger than level 3, a third faster (3.2 vs 4.3 µs a record)
 RETRYABLE_HTTP: Final = frozenset({429, 502, 503, 504})
 # Answers about the connection or credentials, not the content: bisecting would dead-letter every record,
 # so they are retried (and reported) until the operator fixes the configuration or the backend.
