@@ -21,6 +21,7 @@ import typer
 from logtail.config import ConfigError, ConfigOption, EndpointOption, ProtocolOption, SetOption, load_config, safe_url
 from logtail.export import build_sink
 from logtail.pipeline import Pipeline
+from logtail.service import heap
 from logtail.service.health import start_health_server
 from logtail.service.journal import configure_logging
 from logtail.service.notify import Notifier
@@ -129,6 +130,7 @@ def run_command(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
     log.info("shipping %s to %s", source.logs_dir, safe_url(settings.export.endpoint))
+    heap.settle()
     try:
         tailer.run()
     finally:
